@@ -1,0 +1,60 @@
+"""Shared fixtures. Keep small: helpers that several test files need."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# A small architecture as the registry sees it (no torch needed to write or read these headers).
+TINY_CONFIG = {"z_dim": 8, "c_dim": 0, "w_dim": 8, "img_resolution": 16, "img_channels": 3, "mapping_layers": 2,
+               "channel_base": 64, "channel_max": 16, "architecture": "skip"}
+
+
+def write_model_header(path: Path, generator_config: dict, lineage: dict) -> Path:
+    """A safetensors file with our metadata and one placeholder tensor: enough for the torch-free registry."""
+    from safetensors.numpy import save_file
+
+    metadata = {"format": "dnebot-stylegan2", "format_version": "1",
+                "generator_config": json.dumps(generator_config), "lineage": json.dumps(lineage), "source": "{}"}
+    save_file({"mapping.w_avg": np.zeros(generator_config.get("w_dim", 8), np.float32)}, str(path), metadata=metadata)
+    return path
+
+
+def write_models_toml(folder: Path, models: dict[str, dict], families: dict[str, str], default: str) -> Path:
+    lines = [f'default_model = "{default}"', ""]
+    for family, base in families.items():
+        lines += [f"[families.{family}]", f'base = "{base}"', ""]
+    for name, table in models.items():
+        lines.append(f"[models.{name}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
+        lines.append("")
+    path = folder / "models.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+@pytest.fixture
+def header_zoo(tmp_path, monkeypatch):
+    """human/anime/fox/pony in family demo (anime the default), plus 'cat' of another family and 'big' of
+    another architecture; DNEBOT_MODELS points at it. Returns the models.toml path."""
+    models = {}
+    for name in ("human", "anime", "fox", "pony"):
+        write_model_header(tmp_path / f"{name}.safetensors", TINY_CONFIG,
+                           {"name": name, "fine_tuned_from": None if name == "human" else "human", "ancestor": "human"})
+        models[name] = {"file": f"{name}.safetensors", "family": "demo", "psi": 0.7, "description": f"{name} faces"}
+    write_model_header(tmp_path / "cat.safetensors", TINY_CONFIG, {"name": "cat", "fine_tuned_from": None, "ancestor": "cat"})
+    models["cat"] = {"file": "cat.safetensors", "family": "cats", "psi": 0.5, "description": "cats"}
+    write_model_header(tmp_path / "big.safetensors", {**TINY_CONFIG, "img_resolution": 32},
+                       {"name": "big", "fine_tuned_from": "human", "ancestor": "human"})
+    models["big"] = {"file": "big.safetensors", "family": "demo", "psi": 0.7, "description": "bigger faces"}
+    path = write_models_toml(tmp_path, models, {"demo": "human", "cats": "cat"}, "anime")
+    monkeypatch.setenv("DNEBOT_MODELS", str(path))
+    return path
+
+
+@pytest.fixture
+def header_registry(header_zoo):
+    from tasks.registry import load_registry
+    return load_registry(header_zoo)
