@@ -62,6 +62,9 @@ class GeneratorConfig:
             raise ValueError("z_dim and c_dim must be >= 0, w_dim and img_channels >= 1")
         if self.z_dim == 0 and self.c_dim == 0:
             raise ValueError("a generator needs z_dim > 0 or c_dim > 0")
+        if self.channels(res) < 1:
+            raise ValueError(f"channel_base {self.channel_base} leaves no channels at {res} px; "
+                             f"use channel_base >= {res}")
         if self.num_fp16_res < 0:
             raise ValueError(f"num_fp16_res must be >= 0, got {self.num_fp16_res}")
         ops.activation_spec(self.activation)
