@@ -50,7 +50,14 @@ def activation_spec(name: str) -> Activation:
 
 def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: str = "linear",
              gain: float | None = None, clamp: float | None = None) -> torch.Tensor:
-    """x + b (broadcast along `dim`) → activation → × gain → clamp to ±clamp. Runs in x's dtype."""
+    """x + b (broadcast along `dim`) → activation → × gain → clamp to ±clamp.
+
+    Half inputs are computed in float32 and rounded once at the end, as NVIDIA's CUDA kernel does (its pure-PyTorch
+    fallback rounds after every step instead; the kernel is what GPU users of official code get).
+    """
+    if x.dtype == torch.float16:
+        b = None if b is None else b.float()
+        return bias_act(x.float(), b, dim=dim, act=act, gain=gain, clamp=clamp).half()
     spec = activation_spec(act)
     if b is not None:
         assert b.ndim == 1 and b.shape[0] == x.shape[dim], (tuple(b.shape), tuple(x.shape), dim)
@@ -247,7 +254,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     x = conv2d_resample(x, w.reshape(n * o, i, kh, kw), f=resample_filter, up=up, padding=padding, groups=n)
     x = x.reshape(n, o, *x.shape[2:])
     if noise is not None:
-        x = x + noise.to(x.dtype)
+        # In place with fp32 noise: one rounding to x's dtype, like ADA-PT's fused path.
+        x = x.add_(noise)
     return x
 
 

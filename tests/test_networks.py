@@ -328,3 +328,30 @@ def test_64px_render_is_fast_on_cpu():
         G(z)
         elapsed = time.perf_counter() - start
     assert elapsed < 1.0, f"one 64 px image took {elapsed:.2f}s"
+
+
+def test_fp16_block_cast_points(monkeypatch):
+    """Force the CUDA fp16 path on CPU: features run in half, the image accumulates in float32."""
+    from models.networks import SynthesisBlock
+    G = small_generator(num_fp16_res=2, conv_clamp=256)
+    ws = G.mapping(torch.randn(2, 32))
+    with torch.no_grad():
+        reference = G.synthesis(ws)
+    monkeypatch.setattr(SynthesisBlock, "compute_dtype",
+                        lambda self, device, force_fp32=False:
+                        torch.float16 if self.use_fp16 and not force_fp32 else torch.float32)
+    dtypes = {}
+
+    def record(block, args, out):
+        dtypes.setdefault(block.resolution, (out[0].dtype, out[1].dtype))
+
+    for block in G.synthesis.blocks():
+        block.register_forward_hook(record)
+    with torch.no_grad():
+        half = G.synthesis(ws)
+        forced = G.synthesis(ws, force_fp32=True)
+    assert dtypes == {4: (torch.float32,) * 2, 8: (torch.float32,) * 2,
+                      16: (torch.float16, torch.float32), 32: (torch.float16, torch.float32)}
+    assert half.dtype == torch.float32
+    assert (half - reference).abs().max() < 2e-2
+    assert torch.equal(forced, reference)

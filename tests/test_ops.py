@@ -169,3 +169,25 @@ def test_conv2d_resample_1x1_up_is_conv_then_upsample():
     got = ops.conv2d_resample(x, w, f=f, up=2)
     expected = ops.upsample2d(torch.nn.functional.conv2d(x, w), f)
     torch.testing.assert_close(got, expected)
+
+
+def test_bias_act_half_rounds_once_from_float32():
+    x = torch.randn(2, 5, 3, 3).half()
+    b = torch.randn(5)
+    got = ops.bias_act(x, b, act="lrelu", clamp=1.0)
+    assert got.dtype == torch.float16
+    expected = ops.bias_act(x.float(), b, act="lrelu", clamp=1.0).half()
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("up", [1, 2])
+def test_modulated_conv2d_half_stays_half_and_close_to_float(fused, up):
+    x, w, s, _ = _modconv_inputs(n=2)
+    noise = torch.randn(2, 1, 8 * up, 8 * up)
+    f = ops.setup_filter()
+    kw = dict(noise=noise, up=up, padding=1, resample_filter=f)
+    half = ops.modulated_conv2d(x.half(), w, s, fused_modconv=fused, **kw)
+    full = ops.modulated_conv2d(x, w, s, **kw)
+    assert half.dtype == torch.float16
+    assert (half.float() - full).abs().max() / full.abs().max() < 2e-3
