@@ -161,7 +161,7 @@ def conv_up2d(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, groups: int = 1
     kh, kw = w.shape[2], w.shape[3]
     fh, fw = f.shape
     up = 2
-    # Padding that upfirdn2d would need before the conv (px0 = fw/2-ish + k//2), minus what the transpose adds.
+    # The reference's padding (see conv_up2d_reference) minus the k−1 before / k−up after the transpose produces.
     px0 = (fw + up - 1) // 2 + kw // 2 - (kw - 1)
     px1 = (fw - up) // 2 + kw // 2 - (kw - up)
     py0 = (fh + up - 1) // 2 + kh // 2 - (kh - 1)
@@ -171,17 +171,17 @@ def conv_up2d(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, groups: int = 1
 
 
 def conv_up2d_reference(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, groups: int = 1) -> torch.Tensor:
-    """Slow twin of `conv_up2d`: zero-insert, true convolution with w ('same'-aligned), then the FIR blur."""
+    """Slow twin of `conv_up2d`: zero-insert, pad once, then two 'valid' true convolutions (w, then the blur).
+
+    The combined kernel has k + fw − 1 taps, so a 2H output needs k + fw − 2 zeros of padding: ADA-PT puts
+    (fw+1)//2 + k//2 before and (fw−2)//2 + k//2 after (3 and 2 for k=3, fw=4).
+    """
     kh, kw = w.shape[2], w.shape[3]
     fh, fw = f.shape
     x = zero_insert(x, 2)
-    # Full true convolution of the zero-inserted signal: pad k−1 before, k−2 after (the trailing inserted zero
-    # already provides one sample), which yields the (2H+1)-long output of the transposed conv.
-    x = F.pad(x, [kw - 1, kw - 2, kh - 1, kh - 2])
-    x = F.conv2d(x, w.flip([2, 3]), groups=groups)
-    pad_x = ((fw + 1) // 2 + kw // 2 - (kw - 1), (fw - 2) // 2 + kw // 2 - (kw - 2))
-    pad_y = ((fh + 1) // 2 + kh // 2 - (kh - 1), (fh - 2) // 2 + kh // 2 - (kh - 2))
-    return upfirdn2d(x, f, padding=(*pad_x, *pad_y), gain=4)
+    x = F.pad(x, [(fw + 1) // 2 + kw // 2, (fw - 2) // 2 + kw // 2, (fh + 1) // 2 + kh // 2, (fh - 2) // 2 + kh // 2])
+    x = F.conv2d(x, w.flip([2, 3]), groups=groups)  # correlation with the flipped kernel = true convolution
+    return upfirdn2d(x, f, gain=4)
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
