@@ -23,7 +23,8 @@ MIN_PHOTO_SIDE = 16                     # below this there is no face to project
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 ACCEPTED_NAMES = "JPEG, PNG, WebP, GIF or BMP"
 # Content types Discord reports for photos of those formats.
-ACCEPTED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp")
+ACCEPTED_CONTENT_TYPES = ("image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/webp", "image/gif",
+                          "image/bmp", "image/x-ms-bmp")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def check_attachment(content_type: str | None, size: int | None, width: int | No
             raise InputError(
                 f"HEIC photos are not supported. Send it as {ACCEPTED_NAMES} "
                 "(on an iPhone: Settings → Camera → Formats → Most Compatible, or share it as JPEG).")
+        if kind.startswith("image/") and kind not in ACCEPTED_CONTENT_TYPES:
+            raise InputError(f"{kind} images are not supported. Send the photo as {ACCEPTED_NAMES}.")
         if kind not in ACCEPTED_CONTENT_TYPES:
             raise InputError(f"That attachment is {kind}, not a photo. Attach a {ACCEPTED_NAMES} image.")
     if size is not None:

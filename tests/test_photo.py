@@ -152,6 +152,8 @@ def test_attachment_metadata_checks():
     check_attachment(None, None, None, None)
     with pytest.raises(InputError, match=r"^That attachment is application/pdf, not a photo\. Attach a JPEG"):
         check_attachment("application/pdf", 1000, None, None)
+    with pytest.raises(InputError, match=r"^image/tiff images are not supported\. Send the photo as JPEG, PNG"):
+        check_attachment("image/tiff", 1000, 100, 100)
     with pytest.raises(InputError, match=r"^HEIC photos are not supported"):
         check_attachment("image/heic", 1000, 100, 100)
     with pytest.raises(InputError, match=r"^The photo is 25\.0 MB; the limit is 20\.0 MB"):
