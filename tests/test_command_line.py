@@ -75,3 +75,13 @@ def test_unknown_command(header_registry):
         "could not read the command (No closing quotation); check its quotes"
     assert refusal("/waifu model:dog", header_registry) == \
         "unknown model 'dog'; known models: anime, big, cat, fox, human, pony"
+
+
+def test_dnebot_worker_is_the_celery_worker_command():
+    from tasks.worker import build_parser, celery_argv
+
+    assert celery_argv(build_parser().parse_args([])) == \
+        ["worker", "-Q", "gpu.fast,gpu.slow", "-P", "solo", "-c", "1", "--loglevel", "INFO"]
+    args = build_parser().parse_args(["--queues", "gpu.slow", "--pool", "prefork", "-n", "gpu0@%h"])
+    assert celery_argv(args) == ["worker", "-Q", "gpu.slow", "-P", "prefork", "-c", "1", "--loglevel", "INFO",
+                                 "-n", "gpu0@%h"]
