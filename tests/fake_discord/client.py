@@ -63,6 +63,9 @@ class FakeDiscordClient:
     def unhandled(self) -> list[dict]:
         return self._call("GET", "/_test/unhandled")
 
+    def cdn_fetches(self) -> list[dict]:
+        return self._call("GET", "/_test/cdn_fetches")
+
     def commands(self) -> dict:
         return self._call("GET", "/_test/commands")
 

@@ -32,6 +32,7 @@ class TestControl:
             web.get("/_test/messages", self.messages),
             web.get("/_test/requests", self.requests),
             web.get("/_test/unhandled", self.unhandled),
+            web.get("/_test/cdn_fetches", self.cdn_fetches),
             web.get("/_test/commands", self.commands),
             web.post("/_test/faults", self.add_fault),
             web.post("/_test/webhooks", self.create_webhook),
@@ -162,6 +163,9 @@ class TestControl:
     async def unhandled(self, request: web.Request) -> web.Response:
         return json_reply(self.world.unhandled)
 
+    async def cdn_fetches(self, request: web.Request) -> web.Response:
+        return json_reply(self.world.cdn_fetches)
+
     async def commands(self, request: web.Request) -> web.Response:
         return json_reply({"global": self.world.global_commands, "guilds": self.world.guild_commands,
                            "syncs": self.world.command_syncs})
@@ -215,6 +219,7 @@ class TestControl:
 
     async def cdn(self, request: web.Request) -> web.Response:
         stored = self.world.cdn.get("/cdn/" + request.match_info["path"])
+        self.world.cdn_fetches.append({"path": request.path, "at": self.world.now(), "found": stored is not None})
         if stored is None:
             return web.Response(status=404, text="no such file")
         return web.Response(body=stored.data, content_type=stored.content_type or "application/octet-stream")

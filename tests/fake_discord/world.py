@@ -116,6 +116,7 @@ class World:
         self.requests: list[dict] = []
         self.unhandled: list[dict] = []
         self.faults: list[Fault] = []
+        self.cdn_fetches: list[dict] = []             # downloads of attachments (path, time)
         self.gateway_log: list[dict] = []             # identify/resume/heartbeat seen, for tests
 
     # -- guild -----------------------------------------------------------------------------------
@@ -156,6 +157,7 @@ class World:
         self.unhandled.clear()
         self.faults.clear()
         self.command_syncs.clear()
+        self.cdn_fetches.clear()
 
     def now(self) -> float:
         return time.time()
