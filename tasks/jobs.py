@@ -14,7 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from tasks import store
 from tasks.celery_app import MAX_DELIVERIES, TASK_NAMES, app
 from tasks.registry import current_registry
-from tasks.specs import BlendSpec, EncodeSpec, InputError, WaifuSpec
+from tasks.specs import BlendSpec, EncodeSpec, InputError, WaifuSpec, check_saved_face
 
 log = logging.getLogger(__name__)
 _redis_clients: dict[str, redis_lib.Redis] = {}
@@ -49,13 +49,8 @@ def source_ws(spec: BlendSpec, scope: str | None, redis, registry) -> np.ndarray
     base = registry.base_for(spec.recipe[0][0])
     if spec.source_seed is not None:
         return service.base_ws_for_seed(str(base.path), spec.source_seed, spec.psi)
-    latent = store.load_latent(redis, scope or "", spec.source_name) if scope else None
-    if latent is None:
-        raise InputError(f"no face is saved as {spec.source_name!r} here; save one with "
-                         f"/encode photo:<your photo> name:{spec.source_name}, or blend seed:N")
-    if latent.model != base.name:
-        raise InputError(f"{spec.source_name!r} was encoded into {latent.model}, but these models belong to "
-                         f"{base.name}'s family; blend models of {latent.model}'s family")
+    latent = store.load_latent(redis, scope, spec.source_name) if scope else None
+    check_saved_face(spec, registry, latent.model if latent is not None else None)
     return latent.ws
 
 

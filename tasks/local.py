@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _prepare(command, registry, redis, scope):
     """(kind, spec, job_id) ready to submit; refuses what the bot would refuse before queueing."""
     from tasks import store
-    from tasks.specs import encode_spec
+    from tasks.specs import check_saved_face, encode_spec
     from tasks.submit import new_job_id
 
     job_id = new_job_id()
@@ -126,11 +126,8 @@ def _prepare(command, registry, redis, scope):
         return "encode", encode_spec(registry, name=command.name, photo_key=photo_key, steps=command.steps), job_id
     if command.kind == "blend" and command.spec.source_name is not None:
         latent = store.load_latent(redis, scope, command.spec.source_name)
-        if latent is None:
-            saved = store.latent_names(redis, scope)
-            raise InputError(f"no face is saved as {command.spec.source_name!r}; save one first with "
-                             f"/encode photo:<your photo> name:{command.spec.source_name}"
-                             + (f" (saved faces: {', '.join(saved)})" if saved else ""))
+        check_saved_face(command.spec, registry, latent.model if latent is not None else None,
+                         store.latent_names(redis, scope))
     return command.kind, command.spec, job_id
 
 

@@ -211,3 +211,20 @@ def encode_spec(registry, *, name, photo_key, steps=None, model=None) -> EncodeS
     base = registry.base_for(entry.name)
     return EncodeSpec(name=validate_latent_name(name), photo_key=photo_key, model=base.name,
                       steps=DEFAULT_ENCODE_STEPS if steps is None else validate_steps(steps))
+
+
+def check_saved_face(spec: BlendSpec, registry, saved_model: str | None, saved_names=()) -> None:
+    """A blend of a saved face needs the face to exist in this scope, in the W space of the recipe's family base.
+
+    saved_model: the model the face was encoded into (tasks.store), None when nothing is saved under the name.
+    """
+    if spec.source_name is None:
+        return
+    if saved_model is None:
+        others = f" (saved here: {', '.join(saved_names)})" if saved_names else ""
+        raise InputError(f"no face is saved as {spec.source_name!r} here; save one with /encode photo:<your photo> "
+                         f"name:{spec.source_name}, or blend seed:N{others}")
+    base = registry.base_for(spec.recipe[0][0])
+    if saved_model != base.name:
+        raise InputError(f"{spec.source_name!r} was encoded into {saved_model}, but these models belong to "
+                         f"{base.name}'s family; blend models of {saved_model}'s family")

@@ -154,6 +154,20 @@ def latent_names(redis, scope: str) -> list[str]:
     return sorted(_text(k) for k in redis.hkeys(latents_key(scope)))
 
 
+async def put_upload_async(redis, job_id: str, data: bytes) -> str:
+    await redis.set(upload_key(job_id), data, ex=UPLOAD_TTL_S)
+    return upload_key(job_id)
+
+
+async def get_artifact_async(redis, job_id: str) -> bytes | None:
+    return await redis.get(artifact_key(job_id))
+
+
+async def get_job_async(redis, job_id: str) -> dict | None:
+    raw = await redis.hgetall(job_key(job_id))
+    return _decode_hash(raw) if raw else None
+
+
 async def saved_latent_model(redis, scope: str, name: str) -> str | None:
     """For the bot's check before queueing a blend: the model a saved face belongs to, or None."""
     if not await redis.hexists(latents_key(scope), name):

@@ -96,3 +96,19 @@ def test_blend_builder(header_registry):
 def test_encode_builder_projects_into_family_base(header_registry):
     spec = encode_spec(header_registry, name="Obama", photo_key="k")
     assert spec == EncodeSpec("obama", "k", "human", 100)
+
+
+def test_saved_face_checks(header_registry):
+    from tasks.specs import check_saved_face
+
+    spec = blend_spec(header_registry, source="obama", recipe="human:50 fox:50")
+    check_saved_face(spec, header_registry, "human")
+    with pytest.raises(InputError) as e:
+        check_saved_face(spec, header_registry, None, ["bush", "me"])
+    assert str(e.value) == ("no face is saved as 'obama' here; save one with /encode photo:<your photo> name:obama, "
+                            "or blend seed:N (saved here: bush, me)")
+    with pytest.raises(InputError) as e:
+        check_saved_face(spec, header_registry, "cat")
+    assert str(e.value) == ("'obama' was encoded into cat, but these models belong to human's family; "
+                            "blend models of cat's family")
+    check_saved_face(blend_spec(header_registry, source="seed:1", recipe="human:100"), header_registry, None)

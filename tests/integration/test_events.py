@@ -61,6 +61,10 @@ def test_submit_async_and_saved_latent_check(redis_db, queue_env, monkeypatch):
                                                    scope="guild:1")
             assert await store.saved_latent_model(client, "guild:1", "obama") == "human"
             assert await store.saved_latent_model(client, "guild:1", "nobody") is None
+            assert await store.put_upload_async(client, job_id, b"photo") == store.upload_key(job_id)
+            assert (await store.get_job_async(client, job_id))["spec"] == '{"model": "anime", "seed": 7, ' \
+                '"psi": 0.7, "noise_mode": "const", "class_index": null}'
+            assert await store.get_artifact_async(client, job_id) is None
             return job_id
         finally:
             await client.aclose()

@@ -70,7 +70,7 @@ def test_refusals_exit_2_before_queueing(local):
     result = local("/blend nobody human:60 fox:40")
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
-        "no face is saved as 'nobody'; save one first with /encode photo:<your photo> name:nobody")
+        "no face is saved as 'nobody' here; save one with /encode photo:<your photo> name:nobody, or blend seed:N")
     result = local("/blend seed:1 human:60 fox:20 anime:10 pony:9")
     assert (result.returncode, result.stderr.strip()) == (
         2, "dnebot local: the weights add up to 99; make them add up to 100")
