@@ -73,6 +73,7 @@ class RunWatch:
     seen: dict[str, tuple[int, int]] = field(default_factory=dict)   # name → (size, mtime_ns) at the last poll
     broken: dict[str, tuple[int, int]] = field(default_factory=dict)  # name → signature already warned about
     missing_warned: bool = False
+    atomic_writes: bool = False   # the writer renames finished files into place (our trainer): no need to wait
 
     @property
     def name(self) -> str:
@@ -103,7 +104,8 @@ class RunWatch:
             except OSError:
                 continue
             signature = (stat.st_size, stat.st_mtime_ns)
-            stable = self.seen.get(grid.name) == signature or time.time() - stat.st_mtime > SETTLE_S
+            stable = (self.atomic_writes or self.seen.get(grid.name) == signature
+                      or time.time() - stat.st_mtime > SETTLE_S)
             self.seen[grid.name] = signature
             if not stable:
                 waiting += 1
@@ -146,7 +148,7 @@ def caption(run_name: str, grid: SampleGrid, run_dir: Path, fitted: FittedImage)
 
 class Watcher:
     def __init__(self, run_dirs: list[Path], destination: Destination, upload_limit: int,
-                 state_path: Path | None = None, post=post_image):
+                 state_path: Path | None = None, post=post_image, atomic_writes: bool = False):
         self.destination = destination
         self.upload_limit = upload_limit
         self.post = post
@@ -154,9 +156,9 @@ class Watcher:
         shared = StateFile(state_path) if state_path else None
         for run_dir in run_dirs:
             if shared:
-                self.runs.append(RunWatch(run_dir, shared, str(run_dir.resolve())))
+                self.runs.append(RunWatch(run_dir, shared, str(run_dir.resolve()), atomic_writes=atomic_writes))
             else:
-                self.runs.append(RunWatch(run_dir, StateFile(run_dir / STATE_NAME), "."))
+                self.runs.append(RunWatch(run_dir, StateFile(run_dir / STATE_NAME), ".", atomic_writes=atomic_writes))
 
     def poll(self) -> tuple[int, int]:
         """Post every grid that is ready; returns (posted, still being written). Raises DestinationRefused."""
@@ -189,8 +191,9 @@ class Watcher:
                 message = self.post(self.destination, caption(run.name, grid, run.run_dir, fitted),
                                     fitted.filename, fitted.data)
             except UploadTooLarge:
-                # Our idea of the limit was too generous: Discord's answer wins, and later posts use it too.
-                limit = int(limit * 0.8)
+                # Our idea of the limit was too generous: the real one is below what was just refused,
+                # and later posts keep to it too.
+                limit = int(min(limit, len(fitted.data)) * 0.8)
                 self.upload_limit = min(self.upload_limit, limit)
                 log.warning("Discord refused the upload as too large; retrying under %s", format_bytes(limit))
                 continue
@@ -214,7 +217,11 @@ class Watcher:
                     self.poll()
                 return
             if stop.wait(interval):
-                self.poll()   # a last look, so a grid written just before the stop still goes out
+                # A last look, so a grid written just before the stop still goes out.
+                for _ in range(5):
+                    if not self.poll()[1]:
+                        break
+                    time.sleep(min(interval, 2.0))
                 return
 
 

@@ -438,7 +438,8 @@ def main(argv: list[str]) -> int:
         from bot.watch import BackgroundWatch, Watcher, destination_from_args, setup_logging, upload_limit_from_args
         setup_logging()
         try:
-            watcher = Watcher([out], destination_from_args(args), upload_limit_from_args(args))
+            # Our grids are renamed into place when complete, so the watcher need not wait for them to settle.
+            watcher = Watcher([out], destination_from_args(args), upload_limit_from_args(args), atomic_writes=True)
         except ValueError as error:
             print(f"dnebot train: {error}", file=sys.stderr)
             return 2

@@ -1,0 +1,185 @@
+"""`dnebot watch` and `dnebot train --webhook` as real processes against the fake Discord (its own process)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.fake_discord import FakeDiscordProcess
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def fake_discord(tmp_path_factory):
+    with FakeDiscordProcess(log_path=tmp_path_factory.mktemp("fake") / "fake.log") as client:
+        yield client
+
+
+@pytest.fixture
+def fake(fake_discord):
+    fake_discord.reset()
+    fake_discord.configure(upload_limit=10 * MiB)
+    return fake_discord
+
+
+def grid_png(width: int, height: int, seed: int = 0) -> bytes:
+    """A grid-like picture: smooth cells plus fine noise, so its PNG is far above 10 MiB at 7680×4096."""
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(0, 256, (height // 256, width // 256, 3), dtype=np.uint8)
+    image = np.asarray(Image.fromarray(cells).resize((width, height), Image.BILINEAR), dtype=np.int16)
+    image = image + rng.integers(-24, 25, image.shape, dtype=np.int16)
+    out = io.BytesIO()
+    Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def write_tick(run: Path, kimg: int, sec_per_kimg: float, fid: float | None = None) -> None:
+    stat = lambda value: {"num": 1, "mean": value, "std": 0.0}  # noqa: E731
+    with open(run / "stats.jsonl", "a") as handle:
+        handle.write(json.dumps({"Progress/kimg": stat(kimg), "Timing/sec_per_kimg": stat(sec_per_kimg),
+                                 "timestamp": time.time()}) + "\n")
+    if fid is not None:
+        with open(run / "metric-fid50k_full.jsonl", "a") as handle:
+            handle.write(json.dumps({"results": {"fid50k_full": fid}, "metric": "fid50k_full",
+                                     "snapshot_pkl": f"network-snapshot-{kimg:06d}.pkl",
+                                     "timestamp": time.time()}) + "\n")
+
+
+def dnebot(fake, *args: str, timeout: float = 300, token: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **fake.bot_env(), "PYTHONUNBUFFERED": "1"}
+    if token:
+        env["DISCORD_TOKEN"] = token
+    return subprocess.run([sys.executable, "-m", "tasks.cli", *args], cwd=REPO_ROOT, env=env, timeout=timeout,
+                          capture_output=True, text=True)
+
+
+def posted(fake) -> list[dict]:
+    return [m for m in fake.messages() if m["via"] in ("webhook", "channel")]
+
+
+def test_new_grid_posts_one_message_under_the_limit_and_restarts_post_nothing_twice(fake, tmp_path):
+    hook = fake.create_webhook()
+    run = tmp_path / "00012-anime-mirror"
+    run.mkdir()
+    original = grid_png(7680, 4096)
+    assert len(original) > 10 * MiB
+    (run / "fakes000200.png").write_bytes(original)
+    write_tick(run, 200, 72.5, fid=12.34)
+
+    result = dnebot(fake, "watch", str(run), "--webhook", hook["discord_url"], "--once")
+    assert result.returncode == 0, result.stderr
+    messages = posted(fake)
+    assert len(messages) == 1
+    text = messages[0]["content"]
+    assert "00012-anime-mirror" in text and "kimg 200" in text and "72.5 s/kimg" in text
+    assert "fid50k_full 12.34" in text
+    (attachment,) = messages[0]["attachments"]
+    assert attachment["size"] <= 10 * MiB
+    image = Image.open(io.BytesIO(fake.attachment_bytes(attachment)))
+    image.load()
+    print(f"posted {attachment['filename']}: {image.width}×{image.height}, {attachment['size'] / MiB:.2f} MiB "
+          f"(from a {len(original) / MiB:.1f} MiB PNG)")
+    assert attachment["width"] == image.width and image.width >= 3840
+
+    again = dnebot(fake, "watch", str(run), "--webhook", hook["url"], "--once")
+    assert again.returncode == 0, again.stderr
+    assert len(posted(fake)) == 1, "a restarted watcher must not post the same grid again"
+
+    (run / "fakes000204.png").write_bytes(grid_png(2048, 1024, seed=1))
+    write_tick(run, 204, 71.0)
+    third = dnebot(fake, "watch", str(run), "--webhook", hook["url"], "--once")
+    assert third.returncode == 0, third.stderr
+    messages = posted(fake)
+    assert len(messages) == 2 and "kimg 204" in messages[1]["content"]
+
+
+def test_partially_written_grid_waits_until_complete(fake, tmp_path):
+    hook = fake.create_webhook()
+    run = tmp_path / "run"
+    run.mkdir()
+    data = grid_png(1024, 512)
+    (run / "fakes000004.png").write_bytes(data[: len(data) * 2 // 3])
+    result = dnebot(fake, "watch", str(run), "--webhook", hook["url"], "--once")
+    assert result.returncode == 0
+    assert posted(fake) == [] and "not posted yet" in result.stderr
+    (run / "fakes000004.png").write_bytes(data)
+    dnebot(fake, "watch", str(run), "--webhook", hook["url"], "--once")
+    assert len(posted(fake)) == 1
+
+
+def test_rate_limits_are_waited_out(fake, tmp_path):
+    hook = fake.create_webhook()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "fakes000000.png").write_bytes(grid_png(512, 256))
+    fake.add_fault(r"^/webhooks/", method="POST", status=429, count=2, retry_after=0.6)
+    started = time.monotonic()
+    result = dnebot(fake, "watch", str(run), "--webhook", hook["url"], "--once")
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 1.2
+    assert "rate limit" in result.stderr
+    assert len(posted(fake)) == 1
+
+
+def test_a_webhook_discord_refuses_stops_with_a_clear_message(fake, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "fakes000000.png").write_bytes(grid_png(512, 256))
+    url = f"{fake.api_base}/webhooks/111111111111111111/{'x' * 68}"
+    result = dnebot(fake, "watch", str(run), "--webhook", url, "--interval", "0.2")
+    assert result.returncode == 2
+    assert "404" in result.stderr and "create a new one" in result.stderr
+    assert posted(fake) == []
+
+
+def test_channel_post_with_the_bot_token_learns_a_smaller_limit_from_a_413(fake, tmp_path):
+    channel = fake.state()["channel_id"]
+    fake.configure(upload_limit=MiB)     # the guild says 10 MiB; the API says less
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "fakes000012.png").write_bytes(grid_png(2048, 1024))
+    (run / "fakes000016.png").write_bytes(grid_png(2048, 1024, seed=2))
+    result = dnebot(fake, "watch", str(run), "--channel", channel, "--once", token="fake-bot-token")
+    assert result.returncode == 0, result.stderr
+    messages = fake.messages(channel_id=channel)
+    assert [m["content"].split("`")[1] for m in messages] == ["fakes000012.png", "fakes000016.png"]
+    assert all(m["attachments"][0]["size"] <= MiB for m in messages)
+
+
+def test_train_posts_its_own_grids(fake, tmp_path):
+    import torch
+    from models.networks import Generator, GeneratorConfig
+    from models.weights import save_generator
+
+    torch.manual_seed(0)
+    config = GeneratorConfig(z_dim=16, w_dim=16, mapping_layers=2, img_resolution=16, channel_base=256,
+                             channel_max=32)
+    base = tmp_path / "tiny.safetensors"
+    save_generator(Generator(config), base, {"name": "tiny", "fine_tuned_from": None, "ancestor": "tiny"})
+    data = tmp_path / "images"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(6):
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(data / f"{index}.png")
+    hook = fake.create_webhook()
+    out = tmp_path / "tinycat"
+    result = dnebot(fake, "train", "--base", str(base), "--data", str(data), "--out", str(out), "--kimg", "0.016",
+                    "--batch", "4", "--threads", "1", "--webhook", hook["url"])
+    assert result.returncode == 0, result.stderr
+    names = [m["attachments"][0]["filename"] for m in posted(fake)]
+    assert names == ["reals.png", "fakes_init.png", "fakes000000.png"]
+    # A watcher started afterwards on the same run finds everything posted.
+    dnebot(fake, "watch", str(out), "--webhook", hook["url"], "--once")
+    assert len(posted(fake)) == 3
