@@ -30,12 +30,13 @@ def load_generator(path: str | os.PathLike):
     return build_generator(read_network(path))
 
 
-def convert(path: str | os.PathLike, out: str | os.PathLike, lineage: dict | None = None,
+def convert(path: str | os.PathLike | NetworkFile, out: str | os.PathLike, lineage: dict | None = None,
             source: dict | None = None) -> NetworkFile:
-    """Read `path` and write it as our safetensors at `out` (lineage: kept from our files, else from the noise)."""
+    """Write a model file (or one already read) as our safetensors at `out`. Lineage: given, else the file's own
+    (our files), else derived from its noise maps (NetworkFile.default_lineage)."""
     from models.formats.build import build_generator
     from models.weights import save_generator
-    net = read_network(path)
+    net = path if isinstance(path, NetworkFile) else read_network(path)
     G = build_generator(net)
     save_generator(G, out, lineage=lineage or net.lineage or net.default_lineage(),
                    source={**net.source, **(source or {})})
