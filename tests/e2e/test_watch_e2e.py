@@ -1,4 +1,8 @@
-"""`dnebot watch` and `dnebot train --webhook` as real processes against the fake Discord (its own process)."""
+"""`dnebot watch` and `dnebot train --webhook` as real processes against the fake Discord (its own process).
+
+The fake is the session's (`fake_discord` in conftest.py); no bot or worker is needed, so these tests do not ask
+for them. Each test posts through its own webhook and reads back only that webhook's messages.
+"""
 from __future__ import annotations
 
 import io
@@ -13,25 +17,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.fake_discord import FakeDiscordProcess
-
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MiB = 2**20
 
 
-@pytest.fixture(scope="module")
-def fake_discord(tmp_path_factory):
-    with FakeDiscordProcess(log_path=tmp_path_factory.mktemp("fake") / "fake.log") as client:
-        yield client
-
-
 @pytest.fixture
 def fake(fake_discord):
-    fake_discord.reset()
+    """The session's fake Discord at Discord's default 10 MiB limit, put back as it was afterwards."""
+    before = fake_discord.state()["upload_limit"]
     fake_discord.configure(upload_limit=10 * MiB)
-    return fake_discord
+    yield fake_discord
+    fake_discord.configure(upload_limit=before)
 
 
 def grid_png(width: int, height: int, seed: int = 0) -> bytes:
@@ -65,8 +63,8 @@ def dnebot(fake, *args: str, timeout: float = 300, token: str | None = None) -> 
                           capture_output=True, text=True)
 
 
-def posted(fake) -> list[dict]:
-    return [m for m in fake.messages() if m["via"] in ("webhook", "channel")]
+def posted(fake, hook: dict) -> list[dict]:
+    return [m for m in fake.messages() if m.get("webhook_id") == hook["id"]]
 
 
 def test_new_grid_posts_one_message_under_the_limit_and_restarts_post_nothing_twice(fake, tmp_path):
@@ -80,7 +78,7 @@ def test_new_grid_posts_one_message_under_the_limit_and_restarts_post_nothing_tw
 
     result = dnebot(fake, "watch", str(run), "--webhook", hook["discord_url"], "--once")
     assert result.returncode == 0, result.stderr
-    messages = posted(fake)
+    messages = posted(fake, hook)
     assert len(messages) == 1
     text = messages[0]["content"]
     assert "00012-anime-mirror" in text and "kimg 200" in text and "72.5 s/kimg" in text
@@ -95,13 +93,13 @@ def test_new_grid_posts_one_message_under_the_limit_and_restarts_post_nothing_tw
 
     again = dnebot(fake, "watch", str(run), "--webhook", hook["url"], "--once")
     assert again.returncode == 0, again.stderr
-    assert len(posted(fake)) == 1, "a restarted watcher must not post the same grid again"
+    assert len(posted(fake, hook)) == 1, "a restarted watcher must not post the same grid again"
 
     (run / "fakes000204.png").write_bytes(grid_png(2048, 1024, seed=1))
     write_tick(run, 204, 71.0)
     third = dnebot(fake, "watch", str(run), "--webhook", hook["url"], "--once")
     assert third.returncode == 0, third.stderr
-    messages = posted(fake)
+    messages = posted(fake, hook)
     assert len(messages) == 2 and "kimg 204" in messages[1]["content"]
 
 
@@ -113,10 +111,10 @@ def test_partially_written_grid_waits_until_complete(fake, tmp_path):
     (run / "fakes000004.png").write_bytes(data[: len(data) * 2 // 3])
     result = dnebot(fake, "watch", str(run), "--webhook", hook["url"], "--once")
     assert result.returncode == 0
-    assert posted(fake) == [] and "not posted yet" in result.stderr
+    assert posted(fake, hook) == [] and "not posted yet" in result.stderr
     (run / "fakes000004.png").write_bytes(data)
     dnebot(fake, "watch", str(run), "--webhook", hook["url"], "--once")
-    assert len(posted(fake)) == 1
+    assert len(posted(fake, hook)) == 1
 
 
 def test_rate_limits_are_waited_out(fake, tmp_path):
@@ -130,7 +128,7 @@ def test_rate_limits_are_waited_out(fake, tmp_path):
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started >= 1.2
     assert "rate limit" in result.stderr
-    assert len(posted(fake)) == 1
+    assert len(posted(fake, hook)) == 1
 
 
 def test_a_webhook_discord_refuses_stops_with_a_clear_message(fake, tmp_path):
@@ -138,10 +136,11 @@ def test_a_webhook_discord_refuses_stops_with_a_clear_message(fake, tmp_path):
     run.mkdir()
     (run / "fakes000000.png").write_bytes(grid_png(512, 256))
     url = f"{fake.api_base}/webhooks/111111111111111111/{'x' * 68}"
+    hook = {"id": "111111111111111111"}
     result = dnebot(fake, "watch", str(run), "--webhook", url, "--interval", "0.2")
     assert result.returncode == 2
     assert "404" in result.stderr and "create a new one" in result.stderr
-    assert posted(fake) == []
+    assert posted(fake, hook) == []
 
 
 def test_channel_post_with_the_bot_token_learns_a_smaller_limit_from_a_413(fake, tmp_path):
@@ -151,9 +150,10 @@ def test_channel_post_with_the_bot_token_learns_a_smaller_limit_from_a_413(fake,
     run.mkdir()
     (run / "fakes000012.png").write_bytes(grid_png(2048, 1024))
     (run / "fakes000016.png").write_bytes(grid_png(2048, 1024, seed=2))
+    already = {m["id"] for m in fake.messages(channel_id=channel, with_bytes=False)}
     result = dnebot(fake, "watch", str(run), "--channel", channel, "--once", token="fake-bot-token")
     assert result.returncode == 0, result.stderr
-    messages = fake.messages(channel_id=channel)
+    messages = [m for m in fake.messages(channel_id=channel) if m["id"] not in already]
     assert [m["content"].split("`")[1] for m in messages] == ["fakes000012.png", "fakes000016.png"]
     assert all(m["attachments"][0]["size"] <= MiB for m in messages)
 
@@ -178,8 +178,8 @@ def test_train_posts_its_own_grids(fake, tmp_path):
     result = dnebot(fake, "train", "--base", str(base), "--data", str(data), "--out", str(out), "--kimg", "0.016",
                     "--batch", "4", "--threads", "1", "--webhook", hook["url"])
     assert result.returncode == 0, result.stderr
-    names = [m["attachments"][0]["filename"] for m in posted(fake)]
+    names = [m["attachments"][0]["filename"] for m in posted(fake, hook)]
     assert names == ["reals.png", "fakes_init.png", "fakes000000.png"]
     # A watcher started afterwards on the same run finds everything posted.
     dnebot(fake, "watch", str(out), "--webhook", hook["url"], "--once")
-    assert len(posted(fake)) == 3
+    assert len(posted(fake, hook)) == 3
