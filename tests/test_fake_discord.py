@@ -205,3 +205,15 @@ def test_followups_after_the_token_expires_are_refused(fake, redirected):
         return expired.value
     error = asyncio.run(run_bot(fake, scenario))
     assert error.status == 401 and error.code == 50027
+
+
+def test_gateway_reconnect_resumes_and_commands_still_arrive(fake, redirected):
+    async def scenario(bot):
+        assert await asyncio.to_thread(fake.ask_reconnect) == 1
+        await asyncio.to_thread(fake.wait_for, lambda: any(e["op"] == "resume" for e in fake.state()["gateway_log"]),
+                                10, 0.1, "a RESUME")
+        await asyncio.to_thread(fake.wait_for, lambda: fake.state()["ready_sessions"] == 1, 10, 0.1, "the session")
+        sent = await asyncio.to_thread(fake.send_command, "echo", {"text": "again"})
+        return await asyncio.to_thread(fake.wait_result, sent["id"], 20)
+    record = asyncio.run(run_bot(fake, scenario))
+    assert record["messages"][0]["content"] == "again"

@@ -170,7 +170,11 @@ class FakeDiscordProcess:
     def start(self, timeout: float = 20.0) -> FakeDiscordClient:
         stderr = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(self.args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=stderr, env=env)
+        try:
+            self.process = subprocess.Popen(self.args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=stderr, env=env)
+        finally:
+            if self.log_path:
+                stderr.close()   # the child holds its own copy
         deadline = time.monotonic() + timeout
         line = self.process.stdout.readline()
         if not line or time.monotonic() > deadline:

@@ -158,6 +158,7 @@ class World:
         self.faults.clear()
         self.command_syncs.clear()
         self.cdn_fetches.clear()
+        self.gateway_log.clear()
 
     def now(self) -> float:
         return time.time()
