@@ -145,3 +145,83 @@ class ImageFolderDataset:
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.batch(torch.randint(len(self.paths), [n], generator=generator).tolist())
+
+
+# -- demo data: a sixth kind of face ----------------------------------------------------------------
+# The demo zoo's renderer (models/procedural.py) draws five domains; the fine-tuning demo needs a sixth the zoo
+# has never seen. Robots read the same identity traits from z (face shape, eye spacing, mouth width, colours),
+# so a robot and a human drawn from one z share their layout — as fine-tunes of one ancestor do.
+
+def render_robot(z: np.ndarray, size: int = 64) -> np.ndarray:
+    """A robot face for latent z (≥ 18 entries) as uint8 [size, size, 3]; deterministic."""
+    from PIL import ImageDraw
+
+    from models.procedural import FaceTraits, SUPERSAMPLE, _background, _hsv, _rgb255
+
+    t = FaceTraits.from_z(z)
+    scale = size * SUPERSAMPLE
+    image = Image.new("RGB", (scale, scale), _rgb255(_background(t)))
+    draw = ImageDraw.Draw(image)
+    px = lambda *xy: [v * scale for v in xy]  # noqa: E731 — unit coordinates to pixels
+    cx = 0.5 + 0.06 * (t.shift_x - 0.5)
+    half_w, top, bottom = 0.2 + 0.07 * t.face_width, 0.22 - 0.04 * t.face_height, 0.78 + 0.04 * t.face_height
+    paint = _hsv(t.hair_hue, 0.15 + 0.45 * t.hair_value, 0.5 + 0.35 * t.tone_value)
+    dark = tuple(0.45 * c for c in paint)
+    led = _hsv(t.eye_hue, 0.9, 1.0)
+    # Neck and shoulders plate, then the antenna behind the head.
+    draw.rectangle(px(cx - 0.08, bottom - 0.02, cx + 0.08, 0.92), fill=_rgb255(dark))
+    draw.rectangle(px(cx - 0.34, 0.9, cx + 0.34, 1.0), fill=_rgb255(dark))
+    antenna_x = cx + (0.08 if t.side > 0.5 else -0.08) * t.ear_size
+    draw.line(px(antenna_x, top, antenna_x, top - 0.1), fill=_rgb255(dark), width=max(1, scale // 48))
+    r = 0.02 + 0.015 * t.ear_size
+    draw.ellipse(px(antenna_x - r, top - 0.1 - r, antenna_x + r, top - 0.1 + r), fill=_rgb255(led))
+    # Bolt ears, the head, a darker visor band.
+    for sign in (-1, 1):
+        ex = cx + sign * (half_w + 0.02)
+        draw.rectangle(px(ex - 0.03, 0.45, ex + 0.03, 0.57), fill=_rgb255(dark))
+    draw.rounded_rectangle(px(cx - half_w, top, cx + half_w, bottom), radius=int(scale * (0.03 + 0.08 * t.smile)),
+                           fill=_rgb255(paint))
+    eye_y = 0.43 + 0.04 * (t.tilt - 0.5)
+    draw.rectangle(px(cx - half_w + 0.03, eye_y - 0.07, cx + half_w - 0.03, eye_y + 0.07), fill=_rgb255(dark))
+    spacing, eye_r = 0.07 + 0.035 * t.eye_spacing, 0.03 + 0.02 * t.eye_size
+    for sign in (-1, 1):
+        ex = cx + sign * spacing
+        draw.ellipse(px(ex - eye_r, eye_y - eye_r, ex + eye_r, eye_y + eye_r), fill=_rgb255(led))
+    # Grille mouth: its width follows the mouth trait.
+    mouth_w, mouth_y = 0.06 + 0.07 * t.mouth_width, 0.64 + 0.03 * t.face_height
+    draw.rectangle(px(cx - mouth_w, mouth_y - 0.035, cx + mouth_w, mouth_y + 0.035), fill=_rgb255(dark))
+    for k in range(1, 5):
+        x = cx - mouth_w + 2 * mouth_w * k / 5
+        draw.line(px(x, mouth_y - 0.035, x, mouth_y + 0.035), fill=_rgb255(paint), width=max(1, scale // 96))
+    return np.asarray(image.resize((size, size), Image.BOX), dtype=np.uint8)
+
+
+def write_demo_folder(folder: Path, domain: str, count: int, size: int = 64, seed: int = 0) -> list[Path]:
+    """`count` PNG faces of `domain` ('robot', or one of the procedural renderer's) into `folder`."""
+    from models.procedural import DOMAINS, TRAIT_DIMS, render_face
+    if domain != "robot" and domain not in DOMAINS:
+        raise ValueError(f"unknown demo domain {domain!r}; use robot or one of {', '.join(DOMAINS)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.RandomState(seed)
+    paths = []
+    for index in range(count):
+        z = rng.randn(max(TRAIT_DIMS, 18))
+        pixels = render_robot(z, size) if domain == "robot" else render_face(z, domain, size)
+        path = folder / f"{domain}{index:05d}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m models.training_data",
+                                     description="write a folder of procedurally drawn demo faces")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--domain", default="robot")
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(f"wrote {len(write_demo_folder(args.folder, args.domain, args.count, args.size, args.seed))} images "
+          f"to {args.folder}")

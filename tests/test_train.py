@@ -142,3 +142,14 @@ def test_top_crop_keeps_the_top_of_a_portrait():
     assert crop_box(300, 100, "top") == (100, 0, 200, 100)
     with pytest.raises(ValueError, match="top"):
         crop_box(10, 10, "smart")
+
+
+def test_demo_robots_are_deterministic_and_share_the_zoo_traits(tmp_path):
+    from models.training_data import render_robot, write_demo_folder
+    z = np.random.RandomState(3).randn(128)
+    first = render_robot(z, 32)
+    assert first.shape == (32, 32, 3) and first.dtype == np.uint8
+    assert np.array_equal(first, render_robot(z, 32))
+    assert not np.array_equal(first, render_robot(np.random.RandomState(4).randn(128), 32))
+    paths = write_demo_folder(tmp_path / "robots", "robot", 3, size=32)
+    assert [p.name for p in paths] == ["robot00000.png", "robot00001.png", "robot00002.png"]
