@@ -100,7 +100,9 @@ def _photo(size=(48, 40)) -> bytes:
     return buffer.getvalue()
 
 
-def test_encode_an_attachment_then_blend_it_by_name(fake):
+def test_encode_an_attachment_then_blend_it_by_name(fake, local_png, e2e_dir):
+    photo_path = e2e_dir / "me.png"
+    photo_path.write_bytes(_photo())
     photo = FakeDiscordClient.attachment_option(_photo(), "me.png", "image/png")
     record = fake.wait_result(fake.send_command("encode", {"photo": photo, "name": "E2E_Face", "steps": 5})["id"],
                               timeout=300)
@@ -108,7 +110,7 @@ def test_encode_an_attachment_then_blend_it_by_name(fake):
     message = the_message(record)
     assert not message["ephemeral"] and message["attachments"], message["content"]
     assert fields(message)["name"] == "e2e_face"
-    assert Image.open(io.BytesIO(image_of(message))).format == "PNG"
+    assert image_of(message) == local_png(f"/encode photo:{photo_path} name:e2e_face steps:5")
     assert any(f["path"].endswith("/me.png") for f in fake.cdn_fetches()), "the bot downloads the photo itself"
 
     blended = fake.wait_result(fake.send_command("blend", {"source": "e2e_face", "spec": RECIPE})["id"])
@@ -171,26 +173,56 @@ def test_result_goes_to_the_channel_with_a_mention_when_the_token_has_expired(fa
     assert fake.interaction(sent["id"])["callbacks"][0]["type"] == 5
 
 
-def test_a_job_that_finishes_while_the_bot_is_down_is_posted_after_restart(fake, bot, e2e_env, monkeypatch):
-    """Events wait in the consumer group; a restarted bot reads them and posts with the bot token."""
+@pytest.fixture
+def queue(e2e_env, monkeypatch):
+    """This process as another client of the bot's queue (same Redis DB and namespace)."""
     import redis
 
-    from tasks import store
     from tasks.celery_app import use_redis
-    from tasks.registry import load_registry
-    from tasks.specs import waifu_spec
-    from tasks.submit import submit_job
 
     for key in ("DNEBOT_NAMESPACE", "DNEBOT_MODELS", "DNEBOT_REDIS_URL"):
         monkeypatch.setenv(key, e2e_env[key])
     use_redis(e2e_env["DNEBOT_REDIS_URL"])
     client = redis.Redis.from_url(e2e_env["DNEBOT_REDIS_URL"])
+    yield client
+    client.close()
+
+
+def channel_origin(fake) -> dict:
+    """A job record's origin with no usable interaction token: the result must go to the channel."""
+    state = fake.state()
+    return {"guild_id": state["guild_id"], "channel_id": state["channel_id"], "user_id": state["owner_id"],
+            "application_id": state["application_id"], "interaction_token": "", "token_time": 0}
+
+
+def test_a_failed_job_posts_its_message(fake, queue):
+    from tasks.specs import WaifuSpec
+    from tasks.submit import submit_job
+
+    # A model the worker's registry lacks gets past no check of the bot's, so only a job submitted by
+    # another client can carry it; the worker fails it with a message, which the bot must deliver.
+    job_id = submit_job(queue, "waifu", WaifuSpec(model="dragon", seed=1, psi=0.7), channel_origin(fake),
+                        scope="guild:x")
+    [message] = fake.wait_for(lambda: [m for m in fake.messages() if m["embeds"]
+                                       and job_id in m["embeds"][0]["footer"]["text"]], 60, what="the failure post")
+    assert message["content"] == (f"<@{fake.state()['owner_id']}> That didn't work: unknown model 'dragon'; "
+                                  f"known models: anime, fox, human, pony")
+    assert not message["attachments"]
+
+
+def test_a_job_that_finishes_while_the_bot_is_down_is_posted_after_restart(fake, bot, queue):
+    """Events wait in the consumer group; a restarted bot reads them and posts with the bot token."""
+    from tasks import store
+    from tasks.registry import load_registry
+    from tasks.specs import waifu_spec
+    from tasks.submit import submit_job
+
+    client = queue
     state = fake.state()
     bot.stop()
     try:
         spec = waifu_spec(load_registry(), seed=11)
-        origin = {"guild_id": state["guild_id"], "channel_id": state["channel_id"], "user_id": state["owner_id"],
-                  "application_id": state["application_id"], "interaction_token": "", "token_time": 0}
+        origin = channel_origin(fake)
         after = store.last_event_id(client)
         job_id = submit_job(client, "waifu", spec, origin, scope=f"guild:{state['guild_id']}")
         assert store.wait_for_event(client, job_id, after, 120).state == "done"
