@@ -53,9 +53,9 @@ class TestControl:
 
     async def config(self, request: web.Request) -> web.Response:
         changes = await request.json()
-        for key in ("upload_limit", "token_ttl", "ack_deadline"):
+        for key, kind in (("upload_limit", int), ("token_ttl", float), ("ack_deadline", float)):
             if key in changes:
-                setattr(self.world, key, type(getattr(self.world, key))(changes[key]))
+                setattr(self.world, key, kind(changes[key]))
         return await self.state(request)
 
     async def reset(self, request: web.Request) -> web.Response:

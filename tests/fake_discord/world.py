@@ -15,7 +15,7 @@ from . import payloads
 BOT_TOKEN_HINT = "any non-empty token is accepted"
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024   # discord.py's DEFAULT_FILE_SIZE_LIMIT_BYTES, guild boost tier 0
 INTERACTION_ACK_DEADLINE_S = 3.0          # Discord answers 10062 Unknown interaction after this
-INTERACTION_TOKEN_TTL_S = 15 * 60         # followups with the token fail after this (401, 50027)
+INTERACTION_TOKEN_TTL_S = 15 * 60.0        # followups with the token fail after this (401, 50027)
 
 
 @dataclass
