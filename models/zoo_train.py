@@ -13,6 +13,7 @@ and quarter resolution (the coarse terms teach the layout and colours first). Th
 The human generator is trained from scratch; anime, fox, pony and furry start from its weights and fine-tune the
 synthesis network only. The mapping network stays the human one, so a w (from a seed or from /encode of a photo)
 means the same individual in every model: that is what makes weight-averaged blends of the family meaningful.
+The run also writes OUT/sample_face.jpg (render_photo(0)), the photo the README feeds to /encode.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from models.networks import Generator, GeneratorConfig
-from models.procedural import DOMAINS, render_face
+from models.procedural import DOMAINS, render_face, render_photo
 
 BASE = "human"
 ZOO_CONFIG = dict(z_dim=128, w_dim=128, mapping_layers=4, channel_base=2048, channel_max=128, img_resolution=64,
@@ -124,6 +125,15 @@ def save(G: Generator, out: Path, domain: str, record: dict, command: str) -> Pa
     return path
 
 
+def write_sample_photo(out: Path, seed: int = 0) -> Path:
+    """The README's /encode demo photo: a procedural human under photo-like light and noise (not a G output)."""
+    from PIL import Image
+
+    path = out / "sample_face.jpg"
+    Image.fromarray(render_photo(seed, 256)).save(path, quality=90)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m models.zoo_train", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("models/zoo"), help="folder for <domain>.safetensors")
@@ -144,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
+    write_sample_photo(args.out)
     command = "python -m models.zoo_train " + " ".join(argv if argv is not None else sys.argv[1:])
 
     if BASE in domains:
