@@ -80,6 +80,8 @@ class EmbeddedQueue:
     def __exit__(self, *exc):
         try:
             self._worker.__exit__(*exc)
+        except RuntimeError:
+            pass   # a job still running after --timeout: its daemon thread ends with this process
         finally:
             self.redis.save()   # saved faces outlive this process
             self._disconnect_others()
