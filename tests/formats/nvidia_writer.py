@@ -123,20 +123,26 @@ def generator_init_kwargs(config: Any, flavour: str) -> dict:
                              conv_clamp=c.conv_clamp, architecture=c.architecture,
                              resample_filter=list(c.resample_filter), use_noise=c.use_noise, activation=c.activation)
         return dict(common, mapping_kwargs=mapping, synthesis_kwargs=synthesis, **tail)
-    fixed = dict(mapping_embed_features=None, mapping_layer_features=None, mapping_activation="lrelu",
-                 mapping_lr_multiplier=0.01, architecture="skip", resample_filter=(1, 3, 3, 1), use_noise=True,
-                 activation="lrelu", normalize_latents=True)
-    odd = {k: getattr(c, k) for k, v in fixed.items() if getattr(c, k) != v}
-    if odd:
-        raise ValueError(f"a {flavour} training snapshot cannot carry {odd}; use flavour 'ada-legacy'")
-    mapping = easydict(num_layers=c.mapping_layers)
+    if not c.normalize_latents:
+        raise ValueError("NVIDIA's PyTorch MappingNetwork always normalises z; no pickle can say otherwise")
+    # A training run passes only what train.py sets; runs with other settings (a customised train.py) carry the
+    # differing ones where the Generator takes them.
+    mapping_defaults = dict(embed_features=(c.mapping_embed_features, None),
+                            layer_features=(c.mapping_layer_features, None),
+                            activation=(c.mapping_activation, "lrelu"), lr_multiplier=(c.mapping_lr_multiplier, 0.01))
+    synthesis_defaults = dict(architecture=(c.architecture, "skip"), activation=(c.activation, "lrelu"),
+                              use_noise=(c.use_noise, True),
+                              resample_filter=(list(c.resample_filter), [1, 3, 3, 1]))
+    mapping = easydict(num_layers=c.mapping_layers,
+                       **{k: v for k, (v, d) in mapping_defaults.items() if v != d})
+    odd_synthesis = {k: v for k, (v, d) in synthesis_defaults.items() if v != d}
     if flavour == "ada":  # ADA-PT train.py
         synthesis = easydict(channel_base=c.channel_base, channel_max=c.channel_max, num_fp16_res=c.num_fp16_res,
-                             conv_clamp=c.conv_clamp)
+                             conv_clamp=c.conv_clamp, **odd_synthesis)
         return dict(common, mapping_kwargs=mapping, synthesis_kwargs=synthesis, **tail)
     if flavour == "sg3":  # SG3 train.py --cfg=stylegan2: flat kwargs, fp16/clamp only when they differ from defaults
         flat = dict(common, mapping_kwargs=mapping, channel_base=c.channel_base, channel_max=c.channel_max,
-                    fused_modconv_default="inference_only")
+                    fused_modconv_default="inference_only", **odd_synthesis)
         for key, default in SG3_DEFAULTS.items():
             if getattr(c, key) != default:
                 flat[key] = getattr(c, key)
