@@ -103,34 +103,46 @@ def _stat_value(record: dict, name: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def progress_from_stats(run_dir: Path) -> Progress | None:
+def _nearest(ticks: list[Progress], kimg: float | None) -> Progress | None:
+    """The tick that produced a grid at `kimg` (the closest one; the latest when kimg is None or ties)."""
+    if not ticks:
+        return None
+    if kimg is None:
+        return ticks[-1]
+    known = [tick for tick in ticks if tick.kimg is not None]
+    return min(reversed(known), key=lambda tick: abs(tick.kimg - kimg)) if known else ticks[-1]
+
+
+def ticks_from_stats(run_dir: Path) -> list[Progress]:
     path = run_dir / "stats.jsonl"
     if not path.exists():
-        return None
-    for record in reversed(read_jsonl(path)):
+        return []
+    ticks = []
+    for record in read_jsonl(path):
         kimg = _stat_value(record, "Progress/kimg")
         sec_per_kimg = _stat_value(record, "Timing/sec_per_kimg")
         if kimg is not None or sec_per_kimg is not None:
-            return Progress(kimg, sec_per_kimg)
-    return None
+            ticks.append(Progress(kimg, sec_per_kimg))
+    return ticks
 
 
-def progress_from_log(run_dir: Path) -> Progress | None:
-    path = run_dir / "log.txt"
+def ticks_from_log(run_dir: Path) -> list[Progress]:
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = (run_dir / "log.txt").read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
-        return None
-    for line in reversed(lines):
+        return []
+    ticks = []
+    for line in lines:
         kimg, sec = LOG_KIMG.search(line), LOG_SEC_PER_KIMG.search(line)
         if kimg and sec:
-            return Progress(float(kimg.group(1)), float(sec.group(1)))
-    return None
+            ticks.append(Progress(float(kimg.group(1)), float(sec.group(1))))
+    return ticks
 
 
-def read_progress(run_dir: Path) -> Progress:
-    """stats.jsonl when the run writes one (ADA-PT, SG3, ours), else the status lines of log.txt (TF-era code)."""
-    return progress_from_stats(run_dir) or progress_from_log(run_dir) or Progress()
+def read_progress(run_dir: Path, kimg: float | None = None) -> Progress:
+    """The tick nearest `kimg` (default: the latest), from stats.jsonl when the run writes one (ADA-PT, SG3,
+    ours), else from the status lines of log.txt (TF-era code)."""
+    return _nearest(ticks_from_stats(run_dir), kimg) or _nearest(ticks_from_log(run_dir), kimg) or Progress()
 
 
 def latest_metric(run_dir: Path, up_to_kimg: int | None = None) -> Metric | None:

@@ -27,6 +27,7 @@ log = logging.getLogger("dnebot.watch")
 STATE_NAME = ".dnebot-watch.json"
 # A file untouched this long is finished even if this watcher never saw it grow (e.g. after a restart).
 SETTLE_S = 10.0
+DISCORD_CONTENT_LIMIT = 2000
 
 
 class StateFile:
@@ -74,28 +75,30 @@ class RunWatch:
     broken: dict[str, tuple[int, int]] = field(default_factory=dict)  # name → signature already warned about
     missing_warned: bool = False
     atomic_writes: bool = False   # the writer renames finished files into place (our trainer): no need to wait
+    waiting: int = 0              # grids seen at the last poll that were still being written
 
     @property
     def name(self) -> str:
         return self.run_dir.resolve().name
 
-    def ready_grids(self, destination: str) -> tuple[list[tuple[SampleGrid, bytes, object]], int]:
-        """Grids to post now (decoded), and how many more are waiting for their writer to finish."""
+    def ready_grids(self, destination: str):
+        """Yields (grid, bytes, decoded image) for each grid to post now, one at a time: a run that has piled up
+        fifty 7680×4096 grids must not be decoded all at once. Sets `waiting` to the number still being written."""
+        self.waiting = 0
         if not self.run_dir.is_dir():
             if not self.missing_warned:
                 log.warning("run directory %s is missing; still watching for it", self.run_dir)
                 self.missing_warned = True
-            return [], 0
+            return
         if self.missing_warned:
             log.info("run directory %s is back", self.run_dir)
             self.missing_warned = False
         posted = self.state.posted(self.state_key, destination)
-        ready, waiting = [], 0
         try:
             grids = sample_grids(self.run_dir)
         except OSError as error:
             log.warning("cannot list %s: %s", self.run_dir, error)
-            return [], 0
+            return
         for grid in grids:
             if grid.name in posted:
                 continue
@@ -108,7 +111,7 @@ class RunWatch:
                       or time.time() - stat.st_mtime > SETTLE_S)
             self.seen[grid.name] = signature
             if not stable:
-                waiting += 1
+                self.waiting += 1
                 continue
             if self.broken.get(grid.name) == signature:
                 continue
@@ -121,12 +124,11 @@ class RunWatch:
             except OSError as error:
                 log.warning("%s: cannot read %s: %s", self.run_dir, grid.name, error)
                 continue
-            ready.append((grid, data, image))
-        return ready, waiting
+            yield grid, data, image
 
 
 def caption(run_name: str, grid: SampleGrid, run_dir: Path, fitted: FittedImage) -> str:
-    progress = read_progress(run_dir)
+    progress = read_progress(run_dir, grid.kimg)
     parts = [f"**{run_name}** — `{grid.name}`"]
     if grid.label == "reals":
         parts.append("training images")
@@ -143,7 +145,7 @@ def caption(run_name: str, grid: SampleGrid, run_dir: Path, fitted: FittedImage)
     text = " · ".join(parts)
     if fitted.downscaled:
         text += f"\n(downscaled from {fitted.original_width}×{fitted.original_height} to fit the upload limit)"
-    return text
+    return text[:DISCORD_CONTENT_LIMIT]
 
 
 class Watcher:
@@ -164,13 +166,11 @@ class Watcher:
         """Post every grid that is ready; returns (posted, still being written). Raises DestinationRefused."""
         posted = waiting = 0
         for run in self.runs:
-            ready, run_waiting = run.ready_grids(self.destination.key)
-            waiting += run_waiting
-            for grid, data, image in ready:
-                if self._post_grid(run, grid, data, image):
-                    posted += 1
-                else:
+            for grid, data, image in run.ready_grids(self.destination.key):
+                if not self._post_grid(run, grid, data, image):
                     break   # Discord is unreachable: keep the order, try again next poll
+                posted += 1
+            waiting += run.waiting
         return posted, waiting
 
     def skip_existing(self) -> int:

@@ -62,6 +62,11 @@ def test_progress_from_ada_stats_and_from_log_lines(tmp_path):
                     {"num": 1, "mean": 72.5, "std": 0}}) + "\n{not json\n" + '{"Progress/kimg": {"num": 1, "mea')
     progress = read_progress(tmp_path)
     assert (progress.kimg, progress.sec_per_kimg) == (200.0, 72.5)
+    with open(tmp_path / "stats.jsonl", "a") as handle:
+        handle.write("\n" + json.dumps({"Progress/kimg": {"num": 1, "mean": 400.1, "std": 0},
+                                        "Timing/sec_per_kimg": {"num": 1, "mean": 80.0, "std": 0}}) + "\n")
+    assert read_progress(tmp_path).sec_per_kimg == 80.0
+    assert read_progress(tmp_path, kimg=200).sec_per_kimg == 72.5, "a grid gets the tick that produced it"
     other = tmp_path / "tf"
     other.mkdir()
     (other / "log.txt").write_text("tick 1     kimg 140.3    lod 0.00  minibatch 32   time 12m 30s     "
