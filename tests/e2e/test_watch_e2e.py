@@ -183,3 +183,28 @@ def test_train_posts_its_own_grids(fake, tmp_path):
     # A watcher started afterwards on the same run finds everything posted.
     dnebot(fake, "watch", str(out), "--webhook", hook["url"], "--once")
     assert len(posted(fake, hook)) == 3
+
+
+def test_polling_watcher_waits_for_a_grid_being_written(fake, tmp_path):
+    hook = fake.create_webhook()
+    run = tmp_path / "run"
+    run.mkdir()
+    data = grid_png(1024, 512, seed=3)
+    env = {**os.environ, **fake.bot_env(), "PYTHONUNBUFFERED": "1"}
+    watcher = subprocess.Popen([sys.executable, "-m", "tasks.cli", "watch", str(run), "--webhook", hook["url"],
+                                "--interval", "0.3"], cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        with open(run / "fakes000020.png", "wb") as handle:
+            for start in range(0, len(data) - 4096, len(data) // 8):
+                handle.write(data[start:start + len(data) // 8])
+                handle.flush()
+                time.sleep(0.4)     # a slow writer: the watcher polls several times meanwhile
+                assert posted(fake, hook) == []
+            handle.write(data[handle.tell():])
+        fake.wait_for(lambda: posted(fake, hook), timeout=30, what="the grid to be posted")
+        time.sleep(1.0)
+        assert len(posted(fake, hook)) == 1
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
+        watcher.stderr.close()
