@@ -158,7 +158,7 @@ def latest_metric(run_dir: Path, up_to_kimg: int | None = None) -> Metric | None
             if up_to_kimg is not None and kimg is not None and kimg > up_to_kimg:
                 continue
             timestamp = record.get("timestamp")
-            when = float(timestamp) if isinstance(timestamp, (int, float)) else path.stat().st_mtime
+            when = float(timestamp) if isinstance(timestamp, (int, float)) else 0.0
             for name, value in results.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     metric = Metric(str(name), float(value), kimg)

@@ -186,7 +186,12 @@ class Watcher:
     def _post_grid(self, run: RunWatch, grid: SampleGrid, data: bytes, image) -> bool:
         limit = self.upload_limit
         while True:
-            fitted = fit_upload(data, image, grid.name, limit)
+            try:
+                fitted = fit_upload(data, image, grid.name, limit)
+            except ValueError as error:
+                log.error("%s/%s is not posted: %s", run.name, grid.name, error)
+                run.broken[grid.name] = run.seen.get(grid.name, (0, 0))
+                return True   # nothing to retry until the file changes; go on with the next grid
             try:
                 message = self.post(self.destination, caption(run.name, grid, run.run_dir, fitted),
                                     fitted.filename, fitted.data)

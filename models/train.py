@@ -298,7 +298,7 @@ class TrainingRun:
     # -- outputs ------------------------------------------------------------------------------------
     @torch.no_grad()
     def write_fakes(self, name: str) -> None:
-        images = torch.cat([self.G_ema(z[None], noise_mode="const") for z in self.grid_z])
+        images = torch.cat([self.G_ema(z, noise_mode="const") for z in self.grid_z.split(32)])
         save_grid(images, *self.grid, self.out / name)
 
     def write_reals(self) -> None:
