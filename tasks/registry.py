@@ -129,6 +129,19 @@ def _check_keys(where: str, table, allowed: set[str], path: Path):
                             f"allowed: {', '.join(sorted(allowed))}")
 
 
+def _dnebot_file(path: Path) -> Path:
+    """A model file as our safetensors: NVIDIA / TensorFlow pickles and rosinality checkpoints are converted once
+    and cached by sha256 (models.formats.cache, torch-free to ask; converting needs a process with torch)."""
+    from models.formats.cache import registry_path, safetensors_metadata
+    from models.formats.errors import ModelFileError
+    if not path.is_file() or path.suffix == ".safetensors" or safetensors_metadata(path) is not None:
+        return path
+    try:
+        return registry_path(path)
+    except ModelFileError as e:
+        raise RegistryError(str(e)) from None
+
+
 def models_toml_path() -> Path:
     return Path(os.environ.get("DNEBOT_MODELS") or DEFAULT_MODELS_TOML)
 
@@ -161,7 +174,7 @@ def load_registry(path: str | os.PathLike | None = None) -> Registry:
         if family not in families:
             raise RegistryError(f"{path}: {where} is in family {family!r}, which has no [families.{family}] table")
         file = Path(table["file"])
-        file = file if file.is_absolute() else path.parent / file
+        file = _dnebot_file(file if file.is_absolute() else path.parent / file)
         metadata = read_file_metadata(file)
         models[name.lower()] = ModelEntry(
             name=name.lower(), path=file, family=family, psi=float(table.get("psi", 1.0)),
