@@ -15,6 +15,7 @@ import numpy as np
 
 from models.formats.errors import ModelFileError
 from models.formats.network_file import NetworkFile
+from models.formats.safe_pickle import RefusedGlobal
 
 W_AVG_SAMPLES = 10_000
 
@@ -25,10 +26,14 @@ def _load(path: str) -> dict:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        # weights_only refusals name the offending global on their first line
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelFileError(path, f"refused to load: a checkpoint object that is not plain weights ({first}); "
-                                   "nothing in the file was run") from None
+        # torch's weights_only refusal is a paragraph; the global it refused is the part a user needs
+        m = re.search(r"GLOBAL ([\w.]+)\.(\w+)", str(e))
+        if m:
+            raise ModelFileError(path, str(RefusedGlobal(m.group(1), m.group(2)))) from None
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        raise ModelFileError(path, "refused to load: the checkpoint holds an object that is not plain weights "
+                                   f"({lines[-1] if lines else type(e).__name__}); nothing in the file was run") \
+            from None
     except (RuntimeError, EOFError, ValueError, OSError) as e:
         raise ModelFileError(path, f"the checkpoint is truncated or damaged ({str(e).splitlines()[0][:120]})") \
             from None
