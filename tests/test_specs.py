@@ -112,3 +112,13 @@ def test_saved_face_checks(header_registry):
     assert str(e.value) == ("'obama' was encoded into cat, but these models belong to human's family; "
                             "blend models of cat's family")
     check_saved_face(blend_spec(header_registry, source="seed:1", recipe="human:100"), header_registry, None)
+
+
+def test_bot_side_modules_import_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, tasks.specs, tasks.blend_recipe, tasks.registry, tasks.store, tasks.celery_app, "
+            "tasks.submit, tasks.command_line, tasks.jobs; print(sorted(m for m in ('torch', 'models.service') "
+            "if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
