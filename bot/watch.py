@@ -136,7 +136,7 @@ def caption(run_name: str, grid: SampleGrid, run_dir: Path, fitted: FittedImage)
         parts.append("kimg 0 (before training)")
     else:
         parts.append(f"kimg {grid.kimg}")
-    if progress.sec_per_kimg is not None and grid.label != "reals":
+    if progress.sec_per_kimg is not None and grid.label not in ("reals", "init"):
         parts.append(f"{progress.sec_per_kimg:.1f} s/kimg")
     metric = latest_metric(run_dir, up_to_kimg=grid.kimg if grid.label != "reals" else None)
     if metric is not None:
