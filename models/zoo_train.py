@@ -1,8 +1,13 @@
 """Train the demo model zoo: five small StyleGAN2 generators (human, anime, fox, pony, furry) at 64x64.
 
-Recorded command (what made the shipped models/zoo/*.safetensors, on 2 shared CPU cores):
+Recorded commands (what made the shipped models/zoo/*.safetensors, on 2 CPU cores shared with other jobs):
 
     python -m models.zoo_train --out models/zoo --human-minutes 18 --finetune-minutes 5
+    python -m models.zoo_train --out models/zoo --domains fox,pony,furry --finetune-minutes 5 --threads 1
+
+The second run redid three fine-tunes that the first starved (2 OpenMP threads on a busy 2-core machine spin
+instead of working: fox got 81 steps in 5 minutes). The budgets are wall-clock, so the number of steps each model
+got is in its metadata (``source.training.iterations``), with the final losses.
 
 Adversarial training on a laptop CPU would take days, so each generator is distilled from the procedural renderer
 (``models/procedural.py``) instead: per step, z ~ N(0, I) from a seeded stream, target = render_face(z, domain),
@@ -145,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--finetune-lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (the build machine is shared)")
+    # One thread by default: on a shared machine, extra OpenMP threads spin-wait for a core and slow steps ~10x.
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = p.parse_args(argv)
     domains = [d.strip() for d in args.domains.split(",") if d.strip()]
     unknown = sorted(set(domains) - set(DOMAINS))
