@@ -25,7 +25,9 @@ MiB = 2**20
 
 @pytest.fixture
 def fake(fake_discord):
-    """The session's fake Discord at Discord's default 10 MiB limit, put back as it was afterwards."""
+    """The session's fake Discord at Discord's default 10 MiB limit, put back as it was afterwards.
+
+    Shadows conftest's `fake`, which starts the bot and a Celery worker: the watcher needs neither."""
     before = fake_discord.state()["upload_limit"]
     fake_discord.configure(upload_limit=10 * MiB)
     yield fake_discord
