@@ -84,5 +84,10 @@ app = make_app()
 
 
 def use_redis(url: str) -> None:
-    """Point the app at another Redis (local mode's embedded one) before anything connects."""
+    """Point the app at another Redis (local mode's embedded one, a test's namespace)."""
     app.conf.update(settings(url))
+    # The app keeps a handle on kombu's pools for the URL and key prefix it first connected with: forget it, so
+    # the next send goes to these settings instead of silently to the previous Redis or namespace. (kombu's
+    # global pools are keyed by URL and transport options, so the old pool stays valid for whoever holds it.)
+    app._pool = None
+    app.amqp._producer_pool = None
