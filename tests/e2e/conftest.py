@@ -1,7 +1,7 @@
 """End to end: the fake Discord, a real Celery worker and the bot (`dnebot bot`), each its own process.
 
-Redis is the real one on 127.0.0.1:6379, DB 15, every key under a namespace unique to this run (removed
-after). The models are a tiny zoo of real generators (tests.integration.conftest.build_tiny_zoo), so
+Redis is tests/conftest.py's redis_url (the machine's on 127.0.0.1:6379 when it runs), DB 15, every key under
+a namespace unique to this run (removed after). The models are a tiny zoo of real generators (tests.integration.conftest.build_tiny_zoo), so
 renders take milliseconds on a CPU. `dnebot local` renders the reference PNGs with the same zoo.
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pytest
 
 from tests.fake_discord import FakeDiscordProcess
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 120
@@ -50,20 +49,16 @@ def e2e_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def e2e_env(e2e_dir):
+def e2e_env(e2e_dir, redis_url):
     import redis
 
     from tests.integration.conftest import build_tiny_zoo
 
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("no Redis on 127.0.0.1:6379 (start one: redis-server --daemonize yes)")
+    client = redis.Redis.from_url(redis_url)
     zoo = e2e_dir / "zoo"
     zoo.mkdir()
     namespace = f"dnebot-e2e-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DNEBOT_REDIS_URL": REDIS_URL, "DNEBOT_NAMESPACE": namespace,
+    env = {**os.environ, "DNEBOT_REDIS_URL": redis_url, "DNEBOT_NAMESPACE": namespace,
            "DNEBOT_MODELS": str(build_tiny_zoo(zoo)), "OMP_NUM_THREADS": "1", "DNEBOT_DEVICE": "cpu",
            "PYTHONUNBUFFERED": "1"}
     yield env

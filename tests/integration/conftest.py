@@ -1,4 +1,4 @@
-"""A real Redis (127.0.0.1:6379 DB 15, keys under a namespace unique to this run) and a real
+"""A real Redis (tests/conftest.py's redis_url: DB 15, keys under a namespace unique to this run) and a real
 `celery -A tasks.celery_app worker` process, serving a tiny zoo of real generators written here."""
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 REPO = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT_S = 120
 
@@ -52,15 +51,15 @@ def tiny_zoo(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def queue_env(tiny_zoo):
+def queue_env(tiny_zoo, redis_url):
     """Environment for this process and the worker: DB 15, a namespace of our own, the tiny zoo."""
     namespace = f"dnebot-test-{uuid.uuid4().hex[:8]}"
-    env = {"DNEBOT_REDIS_URL": REDIS_URL, "DNEBOT_NAMESPACE": namespace, "DNEBOT_MODELS": str(tiny_zoo),
+    env = {"DNEBOT_REDIS_URL": redis_url, "DNEBOT_NAMESPACE": namespace, "DNEBOT_MODELS": str(tiny_zoo),
            "OMP_NUM_THREADS": "1", "DNEBOT_DEVICE": "cpu"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     from tasks.celery_app import use_redis
-    use_redis(REDIS_URL)
+    use_redis(redis_url)
     yield env
     for k, v in saved.items():
         if v is None:
@@ -73,11 +72,7 @@ def queue_env(tiny_zoo):
 def redis_db(queue_env):
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("no Redis on 127.0.0.1:6379 (start one: redis-server --daemonize yes)")
+    client = redis.Redis.from_url(queue_env["DNEBOT_REDIS_URL"])
     yield client
     keys = list(client.scan_iter(match=f"{queue_env['DNEBOT_NAMESPACE']}:*", count=1000))
     if keys:
