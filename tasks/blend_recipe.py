@@ -2,7 +2,9 @@
 
 Everything that would make a blend fail or produce garbage is refused here, before anything is queued:
 weights that don't add up to 100, names that aren't models, and models that can't be averaged (different
-architectures, or no common ancestor — reference §5.3: unrelated networks have no neuron correspondence).
+architectures, or different families — reference §5.3: unrelated networks have no neuron correspondence).
+A family is the operator's statement that its models share an ancestor; when the files' own lineage disagrees,
+the blend goes ahead with a warning in its caption (lineage_warning).
 """
 from __future__ import annotations
 
@@ -63,8 +65,7 @@ def check_blendable(recipe: Recipe, registry) -> None:
     entries = [registry.models[name] for name, _ in recipe]
     first = entries[0]
     for other in entries[1:]:
-        ancestors = (first.lineage.get("ancestor"), other.lineage.get("ancestor"))
-        if other.family != first.family or (all(ancestors) and ancestors[0] != ancestors[1]):
+        if other.family != first.family:
             raise InputError(f"{first.name} (family {first.family}) and {other.name} (family {other.family}) "
                              f"have no common ancestor, so their weights can't be averaged; "
                              f"blend models of one family")
@@ -74,6 +75,15 @@ def check_blendable(recipe: Recipe, registry) -> None:
             detail = ", ".join(f"{k} {a.get(k)} vs {b.get(k)}" for k in differing[:3])
             raise InputError(f"{first.name} and {other.name} have different architectures ({detail}), "
                              f"so their weights can't be averaged; blend models of one architecture")
+
+
+def lineage_warning(recipe: Recipe, registry) -> str | None:
+    """A caption warning when the models' files name different ancestors (within one family)."""
+    ancestors = {name: registry.models[name].lineage.get("ancestor") for name, _ in recipe}
+    if len(set(ancestors.values())) <= 1:
+        return None
+    listed = ", ".join(f"{name} ({ancestor or 'unknown'})" for name, ancestor in ancestors.items())
+    return f"warning: these models' files name different ancestors: {listed}"
 
 
 def parse_recipe(text: str, registry) -> Recipe:

@@ -12,6 +12,7 @@ import redis as redis_lib
 from celery.exceptions import SoftTimeLimitExceeded
 
 from tasks import store
+from tasks.blend_recipe import lineage_warning
 from tasks.celery_app import MAX_DELIVERIES, TASK_NAMES, app
 from tasks.registry import current_registry
 from tasks.specs import BlendSpec, EncodeSpec, InputError, WaifuSpec, check_saved_face
@@ -60,7 +61,9 @@ def render_blend(spec: BlendSpec, scope: str | None, redis) -> tuple[bytes, str]
     recipe = [(str(registry.get(name).path), percent / 100.0) for name, percent in spec.recipe]
     ws = source_ws(spec, scope, redis, registry)
     rgb = service.render_blend(recipe, ws)
-    return _png(rgb), f"{spec.source} · {spec.recipe_text}"
+    summary = f"{spec.source} · {spec.recipe_text}"
+    warning = lineage_warning(spec.recipe, registry)
+    return _png(rgb), f"{summary} · {warning}" if warning else summary
 
 
 def render_encode(spec: EncodeSpec, scope: str | None, redis) -> tuple[bytes, str]:

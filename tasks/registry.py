@@ -74,9 +74,10 @@ class ModelEntry:
         return int(self.generator_config.get("img_resolution", 1024))
 
     def architecture(self) -> dict:
-        """Everything that must match for two models' weights to be averaged (reference §5.3)."""
-        return {k: v for k, v in self.generator_config.items()
-                if k not in ("w_avg_beta", "mapping_lr_multiplier")}
+        """Everything that must match for two models' weights to be averaged (reference §5.3). Not w_avg_beta
+        (training only) nor num_fp16_res (a compute precision, not a weight); mapping_lr_multiplier does count:
+        it scales the stored mapping weights at run time."""
+        return {k: v for k, v in self.generator_config.items() if k not in ("w_avg_beta", "num_fp16_res")}
 
 
 @dataclass(frozen=True)

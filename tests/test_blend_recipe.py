@@ -1,6 +1,6 @@
 import pytest
 
-from tasks.blend_recipe import canonical, parse_recipe, parse_weights
+from tasks.blend_recipe import canonical, lineage_warning, parse_recipe, parse_weights
 from tasks.specs import InputError
 
 
@@ -55,3 +55,39 @@ def test_other_architecture_refused(header_registry):
 
 def test_zero_weight_incompatible_model_is_dropped_first(header_registry):
     assert parse_recipe("human:100 big:0", header_registry) == (("human", 100),)
+
+
+def _demo_registry(tmp_path, extra: dict[str, tuple[dict, dict]]):
+    """human plus `extra` models (name → (generator_config changes, lineage)), all in family demo."""
+    from tasks.registry import load_registry
+    from tests.conftest import TINY_CONFIG, write_model_header, write_models_toml
+
+    base_config = {**TINY_CONFIG, "mapping_lr_multiplier": 0.01, "num_fp16_res": 0}
+    models = {"human": ({}, {"name": "human", "fine_tuned_from": None, "ancestor": "human"}), **extra}
+    for name, (changes, lineage) in models.items():
+        write_model_header(tmp_path / f"{name}.safetensors", {**base_config, **changes}, lineage)
+    toml = write_models_toml(tmp_path, {name: {"file": f"{name}.safetensors", "family": "demo"} for name in models},
+                             {"demo": "human"}, "human")
+    return load_registry(toml)
+
+
+def test_files_naming_another_ancestor_blend_with_a_warning(tmp_path):
+    registry = _demo_registry(tmp_path, {
+        "fox": ({}, {"name": "fox", "fine_tuned_from": "human", "ancestor": "human"}),
+        "import": ({}, {"name": "import", "fine_tuned_from": None, "ancestor": "noise-1f2e"})})
+    assert lineage_warning(parse_recipe("human:50 fox:50", registry), registry) is None
+    recipe = parse_recipe("human:50 import:50", registry)
+    assert recipe == (("human", 50), ("import", 50))
+    assert lineage_warning(recipe, registry) == (
+        "warning: these models' files name different ancestors: human (human), import (noise-1f2e)")
+
+
+def test_fp16_layers_do_not_block_a_blend_but_a_mapping_learning_rate_does(tmp_path):
+    lineage = {"fine_tuned_from": "human", "ancestor": "human"}
+    registry = _demo_registry(tmp_path, {
+        "fast": ({"num_fp16_res": 4}, {"name": "fast", **lineage}),
+        "slowmap": ({"mapping_lr_multiplier": 0.1}, {"name": "slowmap", **lineage})})
+    assert parse_recipe("human:50 fast:50", registry) == (("fast", 50), ("human", 50))
+    assert refusal("human:50 slowmap:50", registry) == (
+        "human and slowmap have different architectures (mapping_lr_multiplier 0.01 vs 0.1), so their weights "
+        "can't be averaged; blend models of one architecture")
