@@ -46,6 +46,8 @@ def save_generator(G: Generator, path: str | os.PathLike, lineage: dict, source:
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
     save_file(tensors, tmp, metadata=metadata)
+    # safetensors creates files readable by their owner only; a worker running as another user must read them.
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 

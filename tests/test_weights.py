@@ -86,3 +86,12 @@ def test_weights_not_matching_config_are_refused(G, tmp_path):
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=raw)
     with pytest.raises(ValueError, match="wrong shape"):
         load_generator(path)
+
+
+def test_saved_files_are_readable_by_other_users(tmp_path):
+    from models.networks import Generator, GeneratorConfig
+    from models.weights import save_generator
+
+    G = Generator(GeneratorConfig(z_dim=8, w_dim=8, img_resolution=8, mapping_layers=1, channel_base=64, channel_max=8))
+    save_generator(G, tmp_path / "g.safetensors", {"name": "g", "fine_tuned_from": None, "ancestor": "g"})
+    assert (tmp_path / "g.safetensors").stat().st_mode & 0o777 == 0o644
