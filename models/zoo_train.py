@@ -4,9 +4,11 @@ Recorded commands (what made the shipped models/zoo/*.safetensors, on 2 CPU core
 
     python -m models.zoo_train --out models/zoo --human-minutes 18 --finetune-minutes 5
     python -m models.zoo_train --out models/zoo --domains fox,pony,furry --finetune-minutes 5 --threads 1
+    python -m models.zoo_train --out models/zoo --domains pony --finetune-minutes 6 --resume
 
 The second run redid three fine-tunes that the first starved (2 OpenMP threads on a busy 2-core machine spin
-instead of working: fox got 81 steps in 5 minutes). The budgets are wall-clock, so the number of steps each model
+instead of working: fox got 81 steps in 5 minutes); the third gave pony, the domain furthest from human, six
+more minutes on top of its fine-tune. The budgets are wall-clock, so the number of steps each model
 got is in its metadata (``source.training.iterations``), with the final losses.
 
 Adversarial training on a laptop CPU would take days, so each generator is distilled from the procedural renderer
@@ -117,7 +119,7 @@ def train_domain(G: Generator, domain: str, minutes: float, *, lr: float, batch:
             "eval_l1": round(eval_l1(G, domain), 4)}
 
 
-def save(G: Generator, out: Path, domain: str, record: dict, command: str) -> Path:
+def save(G: Generator, out: Path, domain: str, record: dict, command: str, earlier: list | None = None) -> Path:
     from models.weights import save_generator
 
     path = out / f"{domain}.safetensors"
@@ -126,6 +128,8 @@ def save(G: Generator, out: Path, domain: str, record: dict, command: str) -> Pa
               "method": "distilled from models/procedural.py: L1(G(z, psi=1, noise_mode='const'), render_face(z)) "
                         "at 64/32/16 px, Adam",
               "training": record, "torch": torch.__version__}
+    if earlier:
+        source["earlier_runs"] = earlier
     save_generator(G, path, lineage, source)
     return path
 
@@ -146,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--finetune-minutes", type=float, default=5.0, help="wall-clock budget per fine-tuned domain")
     p.add_argument("--domains", default=",".join(DOMAINS),
                    help="comma list; without 'human' the base is loaded from OUT/human.safetensors")
+    p.add_argument("--resume", action="store_true",
+                   help="fine-tunes continue from OUT/<domain>.safetensors when it exists (earlier runs kept in metadata)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--finetune-lr", type=float, default=2e-3)
@@ -179,11 +185,20 @@ def main(argv: list[str] | None = None) -> int:
     for i, domain in enumerate(d for d in DOMAINS if d in domains and d != BASE):
         G = Generator(base.config)
         G.load_state_dict(base_state)
+        earlier = []
+        if args.resume and (args.out / f"{domain}.safetensors").is_file():
+            from models.weights import load_generator, read_metadata
+
+            # Train on from the last run's fine-tune; its mapping is the frozen human one, so lineage is unchanged.
+            previous = args.out / f"{domain}.safetensors"
+            G.load_state_dict(load_generator(previous).state_dict())
+            old = read_metadata(previous)["source"]
+            earlier = old.get("earlier_runs", []) + [{"command": old.get("command"), "training": old.get("training")}]
         record = train_domain(G, domain, args.finetune_minutes, lr=args.finetune_lr, batch=args.batch,
                               seed=args.seed + 1 + DOMAINS.index(domain), train_mapping=False)
         record["base_eval_l1"] = round(eval_l1(base, domain), 4)
         print(json.dumps(record), flush=True)
-        save(G, args.out, domain, record, command)
+        save(G, args.out, domain, record, command, earlier)
     return 0
 
 
