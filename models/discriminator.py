@@ -13,40 +13,7 @@ import torch
 from torch import nn
 
 from models import ops
-from models.networks import FullyConnectedLayer, GeneratorConfig
-
-
-class DownConv2dLayer(nn.Module):
-    """Equalised conv with optional FIR-filtered 2× down-sampling (blur, then stride-2 conv), then bias + act."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True, down: int = 1,
-                 activation: str = "linear", resample_filter=(1, 3, 3, 1)):
-        super().__init__()
-        assert down in (1, 2)
-        self.in_channels, self.out_channels, self.kernel_size, self.down = in_channels, out_channels, kernel_size, down
-        self.activation = activation
-        self.act_gain = ops.activation_spec(activation).default_gain
-        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
-        self.register_buffer("resample_filter", ops.setup_filter(resample_filter))
-        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
-        self.bias = nn.Parameter(torch.zeros([out_channels])) if bias else None
-
-    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-        assert x.ndim == 4 and x.shape[1] == self.in_channels, (tuple(x.shape), self.in_channels)
-        w = self.weight * self.weight_gain
-        if self.down == 1:
-            x = nn.functional.conv2d(x, w, padding=self.kernel_size // 2)
-        else:
-            # Blur with enough padding that the stride-2 'valid' conv lands on exactly half the size.
-            fw = self.resample_filter.shape[-1]
-            pad = (fw - self.down) + (self.kernel_size - 1)
-            x = ops.upfirdn2d(x, self.resample_filter, padding=((pad + 1) // 2, pad // 2, (pad + 1) // 2, pad // 2))
-            x = nn.functional.conv2d(x, w, stride=self.down)
-        return ops.bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain)
-
-    def extra_repr(self) -> str:
-        return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
-                f"kernel_size={self.kernel_size}, down={self.down}, activation={self.activation}")
+from models.networks import Conv2dLayer, FullyConnectedLayer, GeneratorConfig
 
 
 class DiscriminatorBlock(nn.Module):
@@ -56,10 +23,10 @@ class DiscriminatorBlock(nn.Module):
         super().__init__()
         self.in_channels, self.resolution = in_channels, resolution
         if in_channels == 0:
-            self.fromrgb = DownConv2dLayer(img_channels, tmp_channels, 1, activation="lrelu")
-        self.conv0 = DownConv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu")
-        self.conv1 = DownConv2dLayer(tmp_channels, out_channels, 3, down=2, activation="lrelu")
-        self.skip = DownConv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
+            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu")
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu")
+        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, down=2, activation="lrelu")
+        self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor) -> torch.Tensor:
         if self.in_channels == 0:
@@ -104,7 +71,7 @@ class DiscriminatorEpilogue(nn.Module):
         super().__init__()
         self.resolution = resolution
         self.mbstd = MinibatchStdLayer(mbstd_group_size)
-        self.conv = DownConv2dLayer(in_channels + 1, in_channels, 3, activation="lrelu")
+        self.conv = Conv2dLayer(in_channels + 1, in_channels, 3, activation="lrelu")
         self.fc = FullyConnectedLayer(in_channels * resolution ** 2, in_channels, activation="lrelu")
         self.out = FullyConnectedLayer(in_channels, 1)
 

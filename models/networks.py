@@ -273,14 +273,15 @@ class ToRGBLayer(nn.Module):
 
 
 class Conv2dLayer(nn.Module):
-    """Plain equalised conv; the generator only uses it as the resnet skip (1×1, 2× up, no bias)."""
+    """Plain equalised conv with optional 2× up/down-sampling: the generator's resnet skip (1×1, up, no bias) and
+    every layer of the training discriminator (models/discriminator.py)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True, up: int = 1,
-                 activation: str = "linear", resample_filter: tuple[float, ...] = (1, 3, 3, 1),
+                 down: int = 1, activation: str = "linear", resample_filter: tuple[float, ...] = (1, 3, 3, 1),
                  conv_clamp: float | None = None):
         super().__init__()
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
-        self.up = up
+        self.up, self.down = up, down
         self.activation = activation
         self.conv_clamp = conv_clamp
         self.padding = kernel_size // 2
@@ -293,14 +294,14 @@ class Conv2dLayer(nn.Module):
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         assert x.shape[1] == self.in_channels, (tuple(x.shape), self.in_channels)
         w = self.weight * self.weight_gain
-        x = ops.conv2d_resample(x, w, f=self.resample_filter, up=self.up, padding=self.padding)
+        x = ops.conv2d_resample(x, w, f=self.resample_filter, up=self.up, down=self.down, padding=self.padding)
         b = self.bias.to(x.dtype) if self.bias is not None else None
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return ops.bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=act_clamp)
 
     def extra_repr(self) -> str:
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
-                f"kernel_size={self.kernel_size}, up={self.up}, activation={self.activation}")
+                f"kernel_size={self.kernel_size}, up={self.up}, down={self.down}, activation={self.activation}")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -185,13 +185,21 @@ def conv_up2d_reference(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, group
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
-                    padding: int = 0, groups: int = 1) -> torch.Tensor:
-    """Convolution with optional 2× FIR up-sampling, the subset of ADA-PT's conv2d_resample the generator uses.
+                    down: int = 1, padding: int = 0, groups: int = 1) -> torch.Tensor:
+    """Convolution with optional 2× FIR up- or down-sampling: the subset of ADA-PT's conv2d_resample that the
+    generator (up) and the training discriminator (down) use.
 
-    up=1: plain correlation with w and symmetric `padding` (ADA-PT flip_weight=True).
+    up=down=1: plain correlation with w and symmetric `padding` (ADA-PT flip_weight=True).
     up=2, k>1: `conv_up2d` (padding must be k//2). up=2, k=1: 1×1 conv, then `upsample2d` (resnet skip).
+    down=2: FIR blur padded so that the stride-2 'valid' conv lands on exactly half the size (`padding` unused).
     """
     w = w.to(x.dtype)
+    if down == 2:
+        assert up == 1 and f is not None, "2× down-sampling needs a FIR filter and no up-sampling"
+        pad = (f.shape[-1] - down) + (w.shape[-1] - 1)
+        x = upfirdn2d(x, f, padding=((pad + 1) // 2, pad // 2, (pad + 1) // 2, pad // 2))
+        return F.conv2d(x, w, stride=down, groups=groups)
+    assert down == 1, f"down-sampling by {down} is not supported"
     if up == 1:
         return F.conv2d(x, w, padding=padding, groups=groups)
     assert up == 2 and f is not None, "only 2× up-sampling with a FIR filter is supported"

@@ -191,3 +191,24 @@ def test_modulated_conv2d_half_stays_half_and_close_to_float(fused, up):
     full = ops.modulated_conv2d(x, w, s, **kw)
     assert half.dtype == torch.float16
     assert (half.float() - full).abs().max() / full.abs().max() < 2e-3
+
+
+def test_down_conv_halves_the_size_and_blurs_before_striding():
+    import torch
+    from models import ops
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 8)
+    f = ops.setup_filter([1, 3, 3, 1])
+    for k in (1, 3):
+        w = torch.randn(4, 3, k, k)
+        y = ops.conv2d_resample(x, w, f=f, down=2)
+        assert y.shape == (2, 4, 4, 4)
+        pad = (4 - 2) + (k - 1)
+        blurred = ops.upfirdn2d(x, f, padding=((pad + 1) // 2, pad // 2, (pad + 1) // 2, pad // 2))
+        assert blurred.shape[-1] == 8 + pad - 3
+        torch.testing.assert_close(y, torch.nn.functional.conv2d(blurred, w, stride=2))
+    # A constant image stays constant through the (normalised) blur: the 1×1 down-conv just scales it.
+    ones = torch.ones(1, 1, 8, 8)
+    interior = ops.conv2d_resample(ones, torch.full((1, 1, 1, 1), 2.0), f=f, down=2)[0, 0, 1:-1, 1:-1]
+    torch.testing.assert_close(interior, torch.full_like(interior, 2.0))
