@@ -1,8 +1,11 @@
 """Shared fixtures. Keep small: helpers that several test files need."""
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,35 @@ def write_models_toml(folder: Path, models: dict[str, dict], families: dict[str,
     path = folder / "models.toml"
     path.write_text("\n".join(lines))
     return path
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def running_process(argv: list[str], env: dict, cwd: Path, log: Path, ready: bytes, what: str,
+                    timeout_s: float = 120):
+    """A service process (a Celery worker, say) for the duration of the `with`: started with its output in `log`,
+    awaited until `ready` appears there, stopped afterwards. A process that dies or never gets ready fails the
+    test with the end of its log."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while ready not in log.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start:\n{log.read_text(errors='replace')[-4000:]}")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        stop_process(proc)
 
 
 SYSTEM_REDIS = ("127.0.0.1", 6379)

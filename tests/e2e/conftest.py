@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import running_process, stop_process
 from tests.fake_discord import FakeDiscordProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,24 +23,6 @@ START_TIMEOUT_S = 120
 COMMAND_NAMES = ("waifu", "blend", "encode", "models")
 
 pytestmark = pytest.mark.e2e
-
-
-def _stop(proc: subprocess.Popen, timeout: float = 30) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_for_line(proc: subprocess.Popen, log: Path, needle: bytes, what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while needle not in log.read_bytes():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start:\n{log.read_text(errors='replace')[-4000:]}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")
@@ -75,17 +57,11 @@ def fake_discord(e2e_dir):
 
 @pytest.fixture(scope="session")
 def worker(e2e_env, e2e_dir):
-    log = e2e_dir / "worker.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "celery"), "-A", "tasks.celery_app", "worker", "-P", "solo", "-Q", "gpu.fast,gpu.slow",
-             "--loglevel", "INFO", "-n", f"{e2e_env['DNEBOT_NAMESPACE']}@%h", "--without-mingle", "--without-gossip"],
-            cwd=REPO, env=e2e_env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_for_line(proc, log, b" ready.", "the Celery worker")
+    argv = [str(BIN / "celery"), "-A", "tasks.celery_app", "worker", "-P", "solo", "-Q", "gpu.fast,gpu.slow",
+            "--loglevel", "INFO", "-n", f"{e2e_env['DNEBOT_NAMESPACE']}@%h", "--without-mingle", "--without-gossip"]
+    with running_process(argv, e2e_env, REPO, e2e_dir / "worker.log", b" ready.", "the Celery worker",
+                         START_TIMEOUT_S) as proc:
         yield proc
-    finally:
-        _stop(proc)
 
 
 class BotProcess:
@@ -112,7 +88,7 @@ class BotProcess:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop(self.proc)
+            stop_process(self.proc)
 
 
 @pytest.fixture(scope="session")

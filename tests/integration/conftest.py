@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import running_process
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT_S = 120
@@ -84,25 +84,12 @@ def celery_worker_process(redis_db, queue_env, tmp_path_factory):
     """`celery -A tasks.celery_app worker` as its own process, solo pool, both queues."""
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     celery = Path(sys.executable).with_name("celery")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(celery), "-A", "tasks.celery_app", "worker", "-Q", "gpu.fast,gpu.slow", "-P", "solo", "-c", "1",
-             "--loglevel", "INFO", "-n", f"{queue_env['DNEBOT_NAMESPACE']}@%h", "--without-mingle",
-             "--without-gossip"],
-            cwd=REPO, env={**os.environ, **queue_env}, stdout=out, stderr=subprocess.STDOUT)
+    argv = [str(celery), "-A", "tasks.celery_app", "worker", "-Q", "gpu.fast,gpu.slow", "-P", "solo", "-c", "1",
+            "--loglevel", "INFO", "-n", f"{queue_env['DNEBOT_NAMESPACE']}@%h", "--without-mingle", "--without-gossip"]
     try:
-        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
-        while b" ready." not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the worker did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield proc
+        with running_process(argv, {**os.environ, **queue_env}, REPO, log, b" ready.", "the Celery worker",
+                             WORKER_START_TIMEOUT_S) as proc:
+            yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         if os.environ.get("DNEBOT_SHOW_WORKER_LOG"):
             print(log.read_text())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tasks import store
+from tests.conftest import running_process
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -23,24 +23,11 @@ KILL_QUEUE = "gpu.test-worker-lost"   # only this test's prefork worker listens 
 
 @pytest.fixture
 def prefork_worker(redis_db, queue_env, tmp_path):
-    log = tmp_path / "prefork.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).with_name("dnebot")), "worker", "--pool", "prefork",
-                                 "--queues", KILL_QUEUE, "-n", f"lost-{queue_env['DNEBOT_NAMESPACE']}@%h"],
-                                cwd=REPO, env={**os.environ, **queue_env}, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while b" ready." not in log.read_bytes():
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
+    argv = [str(Path(sys.executable).with_name("dnebot")), "worker", "--pool", "prefork", "--queues", KILL_QUEUE,
+            "-n", f"lost-{queue_env['DNEBOT_NAMESPACE']}@%h"]
+    with running_process(argv, {**os.environ, **queue_env}, REPO, tmp_path / "prefork.log", b" ready.",
+                         "the prefork worker") as proc:
         yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def wait_until_running(redis_db, job_id, delivery, timeout_s=60):
