@@ -17,6 +17,7 @@ import copy
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -426,12 +427,15 @@ def main(argv: list[str]) -> int:
     if options.threads:
         torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
+    created_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     (out / OPTIONS_NAME).write_text(json.dumps(asdict(options), indent=2))
     try:
         run = TrainingRun(options, out, resume=args.resume)
     except (TrainingError, DatasetError) as error:
         print(f"dnebot train: {error}", file=sys.stderr)
+        if created_out:   # a run that never started leaves nothing behind to trip the next attempt's "already holds a run"
+            shutil.rmtree(out)
         return 2
     poster = None
     if args.channel or args.webhook:

@@ -77,9 +77,11 @@ def render_encode(spec: EncodeSpec, scope: str | None, redis) -> tuple[bytes, st
     photo = decode_photo(data)
     entry = current_registry().get(spec.model)
     ws, projection = service.encode_photo(str(entry.path), photo, spec.steps)
-    store.save_latent(redis, scope, spec.name, ws, entry.name)
+    replaced = store.save_latent(redis, scope, spec.name, ws, entry.name)
     redis.delete(spec.photo_key)
-    return _png(service.photo_beside_projection(photo, projection)), f"saved as {spec.name} · {entry.name} · {spec.steps} steps"
+    saved = f"saved as {spec.name}" + (" (replacing the face saved under that name)" if replaced else "")
+    steps = f"{spec.steps} step" + ("" if spec.steps == 1 else "s")
+    return _png(service.photo_beside_projection(photo, projection)), f"{saved} · {entry.name} · {steps}"
 
 
 RENDERERS = {"waifu": (WaifuSpec, render_waifu), "blend": (BlendSpec, render_blend),

@@ -191,9 +191,12 @@ def blend_spec(registry, *, source, recipe, psi=None) -> BlendSpec:
     """`source` is 'seed:N', a bare seed number, or a saved face name; `recipe` is 'human:60 fox:40'."""
     from tasks.blend_recipe import parse_recipe  # blend_recipe imports this module
 
+    source = str(source).strip()
+    if re.fullmatch(r"[^:\s]+:[^:\s]*", source) and not source.lower().startswith("seed:"):
+        raise InputError(f"the blend needs a source before the recipe: a face saved by /encode or seed:N, "
+                         f"got {source!r} (like /blend seed:42 {source} ...)")
     normalised = parse_recipe(recipe, registry)
     base = registry.base_for(normalised[0][0])
-    source = str(source).strip()
     seed_text = source[len("seed:"):] if source.lower().startswith("seed:") else None
     if seed_text is None and re.fullmatch(r"\d+", source):
         seed_text = source

@@ -133,11 +133,13 @@ def latent_from_bytes(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def save_latent(redis, scope: str, name: str, ws: np.ndarray, model: str) -> None:
+def save_latent(redis, scope: str, name: str, ws: np.ndarray, model: str) -> bool:
+    """Returns whether a face was already saved under the name (and is now replaced)."""
     pipe = redis.pipeline(transaction=True)
     pipe.hset(latents_key(scope), name, latent_to_bytes(ws))
     pipe.hset(latent_models_key(scope), name, model)
-    pipe.execute()
+    added, _ = pipe.execute()
+    return added == 0
 
 
 def load_latent(redis, scope: str, name: str) -> Latent | None:

@@ -91,6 +91,10 @@ def test_blend_builder(header_registry):
     with pytest.raises(InputError) as e:
         blend_spec(header_registry, source="seed:-3", recipe="human:100")
     assert str(e.value) == "seed must be a whole number from 0 to 4294967295, got '-3'"
+    with pytest.raises(InputError) as e:   # `/blend human:50 fox:50`: the first weight taken for the source
+        blend_spec(header_registry, source="human:50", recipe="fox:50")
+    assert str(e.value) == ("the blend needs a source before the recipe: a face saved by /encode or seed:N, "
+                            "got 'human:50' (like /blend seed:42 human:50 ...)")
 
 
 def test_encode_builder_projects_into_family_base(header_registry):

@@ -107,6 +107,7 @@ def test_bad_data_is_reported_not_crashed_on(tmp_path, base_model, image_folder,
     empty.mkdir()
     assert train.main(train_args(base_model, empty, tmp_path / "r2")) == 2
     assert "found no .png" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()   # nothing left behind: the same command works once the folder has images
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "a.png").write_bytes(b"garbage")

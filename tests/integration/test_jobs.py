@@ -95,6 +95,12 @@ def test_encode_then_blend_the_saved_face(redis_db, celery_worker_process, regis
         "failed", "no face is saved as 'obama' here; save one with /encode photo:<your photo> name:obama, "
                   "or blend seed:N")
 
+    again = new_job_id()
+    spec = encode_spec(registry, name="obama", photo_key=store.put_upload(redis_db, again, buf.getvalue()), steps=1)
+    _, event = run_job(redis_db, "encode", spec, scope="test:guild1", job_id=again)
+    assert (event.state, event.message) == (
+        "done", "saved as obama (replacing the face saved under that name) · human · 1 step")
+
 
 def test_bad_model_fails_with_its_message(redis_db, celery_worker_process):
     job_id, event = run_job(redis_db, "waifu", WaifuSpec("dog", 1, 0.7))
