@@ -96,14 +96,21 @@ async def model_autocomplete(interaction: discord.Interaction, current: str) -> 
 @app_commands.command(name="waifu", description="A face that does not exist, drawn by a StyleGAN2 model")
 @app_commands.describe(seed=f"which face: the same seed always gives the same face (0 to {MAX_SEED}; random if empty)",
                        psi="truncation: lower is more typical, higher more varied (0.7 is typical)",
-                       model="which model draws it (see /models)")
+                       model="which model draws it (see /models)",
+                       noise_mode="const (the model's fixed noise, as NVIDIA's generate.py), random, or none",
+                       class_index="for conditional models: which class to draw")
+@app_commands.rename(class_index="class")
+@app_commands.choices(noise_mode=[app_commands.Choice(name=mode, value=mode) for mode in ("const", "random", "none")])
 @app_commands.autocomplete(model=model_autocomplete)
 async def waifu(interaction: discord.Interaction,
                 seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
                 psi: app_commands.Range[float, PSI_MIN, PSI_MAX] | None = None,
-                model: str | None = None) -> None:
+                model: str | None = None,
+                noise_mode: str = "const",
+                class_index: app_commands.Range[int, 0] | None = None) -> None:
     try:
-        spec = waifu_spec(interaction.client.registry, seed=seed, psi=psi, model=model)
+        spec = waifu_spec(interaction.client.registry, seed=seed, psi=psi, model=model, noise_mode=noise_mode,
+                          class_index=class_index)
     except InputError as e:
         return await refuse(interaction, str(e))
     await interaction.response.defer(thinking=True)

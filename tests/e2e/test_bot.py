@@ -54,6 +54,15 @@ def test_waifu_seed_42_is_the_png_local_mode_writes(fake, local_png):
     assert described["footer"].startswith("job ")
 
 
+def test_waifu_noise_mode_and_class_options(fake, local_png):
+    record = fake.wait_result(fake.send_command("waifu", {"seed": 3, "noise_mode": "none"})["id"])
+    assert image_of(the_message(record)) == local_png("/waifu seed:3 noise_mode:none")
+    assert image_of(the_message(record)) != local_png("/waifu seed:3")
+    refused = fake.wait_result(fake.send_command("waifu", {"seed": 3, "class": 1})["id"])
+    assert the_message(refused)["ephemeral"]
+    assert the_message(refused)["content"] == "model anime is not conditional; leave out class"
+
+
 def test_blend_is_the_png_local_mode_writes(fake, local_png):
     sent = fake.send_command("blend", {"source": "seed:7", "spec": RECIPE})
     record = fake.wait_result(sent["id"])
