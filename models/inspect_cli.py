@@ -9,6 +9,9 @@ import sys
 BLEND_NEUTRAL = {"w_avg_beta", "num_fp16_res"}
 
 
+SOURCE_VALUE_CHARS = 160   # a training command or a module hash fits; a whole options dict is cut, visibly
+
+
 def describe(net, config: dict) -> list[str]:
     c = config
     mapping = f"{c['mapping_layers']}-layer mapping, z {c['z_dim']}, w {c['w_dim']}"
@@ -33,7 +36,10 @@ def describe(net, config: dict) -> list[str]:
         f"ancestor {lineage.get('ancestor')}",
     ]
     if net.source:
-        lines.append(f"source:       {json.dumps(net.source, sort_keys=True, default=str)[:300]}")
+        lines.append("source:")
+        for key, value in sorted(net.source.items()):
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+            lines.append(f"  {key}: {text if len(text) <= SOURCE_VALUE_CHARS else text[:SOURCE_VALUE_CHARS] + '…'}")
     return lines
 
 
