@@ -15,6 +15,7 @@ from models.discriminator import Discriminator
 from models.networks import Generator, GeneratorConfig
 from models.training_data import crop_box
 from models.weights import load_generator, read_metadata, save_generator
+from tests.test_watch import Recorder
 
 TINY = GeneratorConfig(z_dim=16, w_dim=16, mapping_layers=2, img_resolution=16, channel_base=256, channel_max=32)
 
@@ -51,13 +52,6 @@ def train_args(base, data, out, *extra):
             "--tick-kimg", "0.012", "--threads", "1", *extra]
 
 
-class Recorder:
-    def __init__(self):
-        self.posts = []
-
-    def __call__(self, destination, content, filename, data):
-        self.posts.append((content, filename, data))
-        return {"id": str(len(self.posts))}
 
 
 def test_a_handful_of_steps_writes_a_run_dir_the_watcher_posts(tmp_path, base_model, image_folder):
