@@ -12,7 +12,6 @@ import math
 import torch
 from torch import nn
 
-from models import ops
 from models.networks import Conv2dLayer, FullyConnectedLayer, GeneratorConfig
 
 

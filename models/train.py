@@ -29,7 +29,6 @@ from torch.nn import functional as F
 
 from models.augment import AdaptiveP, AugmentPipe
 from models.discriminator import Discriminator
-from models.networks import Generator
 from models.render import to_uint8
 from models.training_data import CROPS, DatasetError, ImageFolderDataset, scan_folder
 from models.weights import load_generator, read_metadata, save_generator

@@ -1,7 +1,6 @@
 """The bot's parts that need no Discord: settings, the redirect, result formatting, the event consumer."""
 import asyncio
 import io
-import json
 import os
 import subprocess
 import sys

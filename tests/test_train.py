@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from bot import watch
-from bot.run_dirs import read_progress, sample_grids
+from bot.run_dirs import read_progress
 from bot.watch_discord import Destination
 from models import train
 from models.augment import AugmentPipe

@@ -2,7 +2,6 @@
 import io
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import struct
 
 from models.formats import nvidia_pickle, safe_pickle, tf_pickle

@@ -5,8 +5,6 @@ command, refusals only they can see with the words that say what to change, resu
 when the interaction token has expired or Discord hiccups right after the deferral.
 """
 import io
-import json
-import time
 
 import pytest
 from PIL import Image

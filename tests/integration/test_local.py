@@ -1,7 +1,6 @@
 """`dnebot local`: embedded Redis + in-process worker; same bytes as the worker path; faces persist."""
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
