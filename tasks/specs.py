@@ -5,6 +5,7 @@ so a refusal reads the same everywhere and always says what to change. Nothing h
 """
 from __future__ import annotations
 
+import json
 import random
 import re
 from dataclasses import asdict, dataclass
@@ -90,8 +91,19 @@ def validate_class_index(value, c_dim: int, model: str) -> int | None:
     return index
 
 
+class JobSpec:
+    """Base of the job specs: plain data that travels in the Celery message as JSON."""
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))   # the message's own shape: tuples arrive as lists
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return cls(**d)   # each spec's __post_init__ validates and normalises what arrives
+
+
 @dataclass(frozen=True)
-class WaifuSpec:
+class WaifuSpec(JobSpec):
     model: str
     seed: int
     psi: float
@@ -103,16 +115,9 @@ class WaifuSpec:
         validate_psi(self.psi)
         validate_noise_mode(self.noise_mode)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "WaifuSpec":
-        return cls(**d)
-
 
 @dataclass(frozen=True)
-class BlendSpec:
+class BlendSpec(JobSpec):
     """A face (a seed of the family's base model, or a saved name) rendered by a weighted average of models.
 
     `recipe` is the normalised recipe from tasks.blend_recipe: (model, percent) pairs sorted by name,
@@ -141,18 +146,9 @@ class BlendSpec:
     def recipe_text(self) -> str:
         return " ".join(f"{model}:{percent}" for model, percent in self.recipe)
 
-    def to_dict(self) -> dict:
-        return {"source_seed": self.source_seed, "source_name": self.source_name,
-                "recipe": [list(pair) for pair in self.recipe], "psi": self.psi}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BlendSpec":
-        return cls(source_seed=d["source_seed"], source_name=d["source_name"],
-                   recipe=tuple(tuple(pair) for pair in d["recipe"]), psi=d["psi"])
-
 
 @dataclass(frozen=True)
-class EncodeSpec:
+class EncodeSpec(JobSpec):
     name: str
     photo_key: str
     model: str
@@ -161,13 +157,6 @@ class EncodeSpec:
     def __post_init__(self):
         validate_latent_name(self.name)
         validate_steps(self.steps)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EncodeSpec":
-        return cls(**d)
 
 
 SPEC_TYPES = {"waifu": WaifuSpec, "blend": BlendSpec, "encode": EncodeSpec}
