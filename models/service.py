@@ -6,7 +6,6 @@ a CUDA context does not survive a fork, so the device is chosen on first use, in
 """
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections import OrderedDict
@@ -19,9 +18,8 @@ from models.blend import BlendCache, blend_generators, normalise_recipe
 from models.networks import Generator
 from models.projector import ProjectionSchedule, prepare_target, project
 from models.render import render_seed, render_ws, z_for_seed
-from models.weights import load_generator, read_metadata
+from models.weights import load_generator
 
-log = logging.getLogger(__name__)
 MODEL_CACHE_ENTRIES = int(os.environ.get("DNEBOT_MODEL_CACHE", "8"))
 BLEND_CACHE_ENTRIES = int(os.environ.get("DNEBOT_BLEND_CACHE", "4"))
 
@@ -92,17 +90,6 @@ def base_ws_for_seed(base_path: str, seed: int, psi: float) -> np.ndarray:
     return ws[0].cpu().numpy().astype(np.float32)
 
 
-def lineage_warning(paths: list[str]) -> str | None:
-    """Files whose lineage names different ancestors: averaging them is only meaningful if they really were
-    fine-tuned from one model. The registry's family is the operator's word for that, so this warns, not refuses
-    (files converted from foreign pickles carry a noise-map hash as ancestor, which is not always the same)."""
-    ancestors = {path: read_metadata(path).get("lineage", {}).get("ancestor") for path in paths}
-    if len(set(ancestors.values())) <= 1:
-        return None
-    listed = ", ".join(f"{os.path.basename(path)} ({ancestor or 'unknown'})" for path, ancestor in ancestors.items())
-    return f"these files name different ancestors: {listed}; unless they were fine-tuned from one model the blend is noise"
-
-
 def blended_model(recipe: list[tuple[str, float]]) -> Generator:
     """The generator for a recipe of (model path, fraction); a single model is returned as loaded, unblended."""
     keyed = normalise_recipe((model_key(path), fraction) for path, fraction in recipe)
@@ -110,10 +97,9 @@ def blended_model(recipe: list[tuple[str, float]]) -> Generator:
         return load_model(keyed[0][0][0])
 
     def build() -> Generator:
+        # Which models may be blended is decided before queueing (tasks.blend_recipe: one family, one
+        # architecture); a lineage mismatch inside a family is reported in the job's caption, not here.
         paths = [key[0] for key, _ in keyed]
-        warning = lineage_warning(paths)
-        if warning:
-            log.warning("blending anyway: %s", warning)
         parents = [(os.path.basename(path), load_model(path), fraction)
                    for path, (_, fraction) in zip(paths, keyed)]
         return blend_generators(parents)

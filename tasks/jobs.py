@@ -63,6 +63,8 @@ def render_blend(spec: BlendSpec, scope: str | None, redis) -> tuple[bytes, str]
     rgb = service.render_blend(recipe, ws)
     summary = f"{spec.source} · {spec.recipe_text}"
     warning = lineage_warning(spec.recipe, registry)
+    if warning:
+        log.warning("job blends %s anyway: %s", spec.recipe_text, warning)
     return _png(rgb), f"{summary} · {warning}" if warning else summary
 
 
