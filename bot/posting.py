@@ -15,6 +15,9 @@ import time
 from dataclasses import dataclass
 
 import discord
+from PIL import Image
+
+from bot.watch_fit import fit_upload
 
 from tasks import store
 from tasks.store import JobEvent
@@ -25,6 +28,7 @@ FOLLOWUP_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024   # discord.py's DEFAULT_FILE_SIZE_LIMIT_BYTES
 TITLES = {"waifu": "This face does not exist", "blend": "A blended face", "encode": "Face saved"}
 ARTIFACT_GONE = "The image expired before it could be posted (job {job_id}). Run the command again."
+TOO_BIG = "The image does not fit this channel's upload limit even downscaled (job {job_id})."
 
 
 @dataclass(frozen=True)
@@ -57,18 +61,14 @@ def describe_job(kind: str, spec: dict, job_id: str) -> discord.Embed:
     return embed
 
 
-def fit_to_limit(png: bytes, limit: int) -> tuple[bytes, str]:
-    """The PNG if it fits; else a JPEG, halved in size until it fits (CPU work: call it in a thread)."""
-    if len(png) <= limit:
-        return png, "png"
-    from PIL import Image
-    image = Image.open(io.BytesIO(png)).convert("RGB")
-    while True:
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=90)
-        if buffer.tell() <= limit or min(image.size) <= 64:
-            return buffer.getvalue(), "jpg"
-        image = image.resize((image.width // 2, image.height // 2), Image.LANCZOS)
+def fit_to_limit(png: bytes, limit: int) -> tuple[bytes, str] | None:
+    """The result image under the upload limit, by the same ladder as training grids (bot.watch_fit: PNG as is,
+    then JPEG, then downscaled); None if even the smallest does not fit. CPU work: call it in a thread."""
+    try:
+        fitted = fit_upload(png, Image.open(io.BytesIO(png)), "result.png", limit)
+    except ValueError:
+        return None
+    return fitted.data, "png" if fitted.filename.endswith(".png") else "jpg"
 
 
 class ResultPoster:
@@ -105,7 +105,10 @@ class ResultPoster:
         if png is None:
             return JobResult(ARTIFACT_GONE.format(job_id=job_id), embed, None, "")
         limit = int(origin.get("filesize_limit") or DEFAULT_UPLOAD_LIMIT)
-        image, extension = await asyncio.to_thread(fit_to_limit, png, limit)
+        fitted = await asyncio.to_thread(fit_to_limit, png, limit)
+        if fitted is None:
+            return JobResult(TOO_BIG.format(job_id=job_id), embed, None, "")
+        image, extension = fitted
         filename = f"{kind}-{job_id}.{extension}"
         embed.set_image(url=f"attachment://{filename}")
         return JobResult("", embed, image, filename)

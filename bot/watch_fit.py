@@ -1,4 +1,5 @@
-"""Making a sample grid fit Discord's upload limit, and telling a finished image file from one still being written.
+"""Making an image fit Discord's upload limit (training grids, and job results in bot/posting.py), and telling a
+finished image file from one still being written.
 
 Grids are large (7680×4096 is normal; as PNG often 20-40 MiB) and Discord refuses uploads over the channel's limit
 (10 MiB for most guilds). The ladder: the file as it is when it fits, then a high-quality JPEG, then a lower
