@@ -154,6 +154,7 @@ class Watcher:
         self.destination = destination
         self.upload_limit = upload_limit
         self.post = post
+        self.posted_total = self.failed_total = 0   # for --once's exit status
         self.runs = []
         shared = StateFile(state_path) if state_path else None
         for run_dir in run_dirs:
@@ -203,10 +204,13 @@ class Watcher:
                 log.warning("Discord refused the upload as too large; retrying under %s", format_bytes(limit))
                 continue
             except PostFailed as error:
-                log.warning("posting %s/%s failed (%s); will retry on the next poll", run.name, grid.name, error)
+                log.warning("posting %s/%s failed (%s); it is retried on the next poll (or next run)",
+                            run.name, grid.name, error)
+                self.failed_total += 1
                 return False
             break
         run.state.mark(run.state_key, self.destination.key, grid.name)
+        self.posted_total += 1
         log.info("posted %s/%s as %s to %s (message %s)", run.name, grid.name, fitted.describe(),
                  self.destination.key, message.get("id", "?"))
         return True
@@ -305,6 +309,11 @@ def main(argv: list[str]) -> int:
     except ValueError as error:
         print(f"dnebot watch: {error}", file=sys.stderr)
         return 2
+    missing = [str(run_dir) for run_dir in args.run_dirs if not run_dir.is_dir()]
+    if args.once and missing:
+        # A long-running watcher waits for a run dir to appear; a one-shot pass over a missing one is a typo.
+        print(f"dnebot watch: no such run directory: {', '.join(missing)}", file=sys.stderr)
+        return 2
     log.info("watching %d run(s) for %s, upload limit %s", len(args.run_dirs), destination.key, format_bytes(limit))
     if args.skip_existing:
         log.info("marked %d existing grid(s) as posted", watcher.skip_existing())
@@ -315,4 +324,11 @@ def main(argv: list[str]) -> int:
         return 2
     except KeyboardInterrupt:
         return 0
+    if args.once:
+        if watcher.failed_total:
+            print(f"dnebot watch: {watcher.failed_total} grid(s) could not be posted; run again to retry them",
+                  file=sys.stderr)
+            return 1
+        if not watcher.posted_total:
+            log.info("no new sample grids to post")
     return 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from models.formats import ModelFileError, convert, read_network
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     try:
         net = read_network(args.file)
         lineage = dict(net.lineage or net.default_lineage())

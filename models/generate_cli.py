@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds is None and args.projected_w is None:
         print("dnebot generate: --seeds option is required when not using --projected-w", file=sys.stderr)
         return 2
+    if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
+        print(f"dnebot generate: --outdir {args.outdir} is a file, not a folder; give a folder for the PNGs",
+              file=sys.stderr)
+        return 2
 
     import torch
     from models.formats import ModelFileError, load_generator

@@ -31,6 +31,9 @@ def _options(tokens: list[str], allowed: tuple[str, ...], command: str) -> dict[
     for token in tokens:
         key, sep, value = token.partition(":")
         key = key.lower()
+        if not sep and options:
+            raise InputError(f"{token!r} is not an option of {command}; if it belongs to the value before it, "
+                             f"put that value in quotes, like name:\"my face\" or photo:\"my photos/me.jpg\"")
         if not sep or key not in allowed:
             raise InputError(f"unknown option {token!r} for {command}; valid options: "
                              f"{', '.join(f'{k}:' for k in allowed)}")

@@ -164,8 +164,8 @@ def run(args) -> int:
         submit_job(queue.redis, kind, spec, {"local": scope}, scope=scope, job_id=job_id)
         print(f"dnebot local: job {job_id} queued ({kind})", file=sys.stderr)
         if kind == "encode":
-            print(f"dnebot local: projecting the photo, {spec.steps} optimisation steps: about a minute "
-                  f"on a laptop CPU (steps:20 for a quick try)", file=sys.stderr)
+            print(f"dnebot local: projecting the photo with {spec.steps} optimisation steps (more steps, a closer "
+                  f"likeness and a longer wait: seconds to minutes on a CPU)", file=sys.stderr)
         event = store.wait_for_event(queue.redis, job_id, after, args.timeout)
         if event is None:
             print(f"dnebot local: job {job_id} did not finish within {args.timeout:g} s; "

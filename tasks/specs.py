@@ -59,9 +59,10 @@ def validate_psi(value) -> float:
 
 
 def validate_noise_mode(value) -> str:
-    if value not in NOISE_MODES:
+    mode = str(value).lower()   # like model and face names, options are case-insensitive
+    if mode not in NOISE_MODES:
         raise InputError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, got {value!r}")
-    return value
+    return mode
 
 
 def validate_latent_name(value) -> str:
@@ -186,6 +187,10 @@ def blend_spec(registry, *, source, recipe, psi=None) -> BlendSpec:
                          f"got {source!r} (like /blend seed:42 {source} ...)")
     normalised = parse_recipe(recipe, registry)
     base = registry.base_for(normalised[0][0])
+    is_seed = source.lower().startswith("seed:") or re.fullmatch(r"\d+", source)
+    if psi is not None and not is_seed:
+        raise InputError(f"psi only applies to a seed:N source; {source!r} is a saved face, which is used as "
+                         f"encoded: leave psi out")
     seed_text = source[len("seed:"):] if source.lower().startswith("seed:") else None
     if seed_text is None and re.fullmatch(r"\d+", source):
         seed_text = source

@@ -85,3 +85,11 @@ def test_dnebot_worker_is_the_celery_worker_command():
     args = build_parser().parse_args(["--queues", "gpu.slow", "--pool", "prefork", "-n", "gpu0@%h"])
     assert celery_argv(args) == ["worker", "-Q", "gpu.slow", "-P", "prefork", "-c", "1", "--loglevel", "INFO",
                                  "-n", "gpu0@%h"]
+
+
+def test_a_value_with_a_space_asks_for_quotes(header_registry, tmp_path):
+    photo = tmp_path / "me.jpg"
+    photo.write_bytes(b"x")
+    assert refusal(f"/encode photo:{photo} name:my face", header_registry) == (
+        "'face' is not an option of /encode; if it belongs to the value before it, put that value in quotes, "
+        "like name:\"my face\" or photo:\"my photos/me.jpg\"")

@@ -91,6 +91,11 @@ def test_blend_builder(header_registry):
     with pytest.raises(InputError) as e:
         blend_spec(header_registry, source="seed:-3", recipe="human:100")
     assert str(e.value) == "seed must be a whole number from 0 to 4294967295, got '-3'"
+    with pytest.raises(InputError) as e:
+        blend_spec(header_registry, source="obama", recipe="human:100", psi=0.5)
+    assert str(e.value) == ("psi only applies to a seed:N source; 'obama' is a saved face, which is used as "
+                            "encoded: leave psi out")
+    assert blend_spec(header_registry, source="seed:1", recipe="human:100", psi=0.5).psi == 0.5
     with pytest.raises(InputError) as e:   # `/blend human:50 fox:50`: the first weight taken for the source
         blend_spec(header_registry, source="human:50", recipe="fox:50")
     assert str(e.value) == ("the blend needs a source before the recipe: a face saved by /encode or seed:N, "
@@ -126,3 +131,7 @@ def test_bot_side_modules_import_no_torch():
             "tasks.submit, tasks.command_line, tasks.jobs; print(sorted(m for m in ('torch', 'models.service') "
             "if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_noise_mode_is_case_insensitive(header_registry):
+    assert waifu_spec(header_registry, seed=1, noise_mode="RANDOM").noise_mode == "random"

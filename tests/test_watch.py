@@ -176,3 +176,15 @@ def test_webhook_url_routing(monkeypatch):
         Destination.webhook("https://example.com/nothing")
     with pytest.raises(ValueError, match="DISCORD_TOKEN"):
         Destination.channel("123", "")
+
+
+def test_once_fails_on_a_missing_run_dir_and_on_a_post_that_did_not_go_out(tmp_path, capsys):
+    dead_webhook = "http://127.0.0.1:9/api/webhooks/1/" + "x" * 68   # nothing listens on port 9
+    assert watch.main([str(tmp_path / "nosuchrun"), "--once", "--webhook", dead_webhook]) == 2
+    assert capsys.readouterr().err.strip() == f"dnebot watch: no such run directory: {tmp_path / 'nosuchrun'}"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "fakes000004.png").write_bytes(png(64, 32))
+    assert watch.main([str(run), "--once", "--webhook", dead_webhook]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        "dnebot watch: 1 grid(s) could not be posted; run again to retry them")

@@ -71,3 +71,17 @@ def test_inspect_against(tmp_path, capsys):
     assert dnebot(["inspect", str(tmp_path / "a.pkl"), "--against", str(tmp_path / "d.pkl")]) == 3
     assert "blendable:    no: the architectures differ (channel_base 512 vs 1024, img_resolution 32 vs 64)" \
         in capsys.readouterr().out
+
+
+def test_generate_refuses_an_outdir_that_is_a_file_and_convert_makes_its_folder(tmp_path, capsys):
+    from models.weights import save_generator
+    G = make_generator(seed=13)
+    save_generator(G, tmp_path / "g.safetensors", {"name": "g", "fine_tuned_from": None, "ancestor": "g"})
+    (tmp_path / "afile").write_text("x")
+    assert dnebot(["generate", "--network", str(tmp_path / "g.safetensors"), "--seeds", "1",
+                   "--outdir", str(tmp_path / "afile")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"dnebot generate: --outdir {tmp_path / 'afile'} is a file, not a folder; give a folder for the PNGs")
+    out = tmp_path / "new" / "dir" / "g2.safetensors"
+    assert dnebot(["convert", str(tmp_path / "g.safetensors"), str(out)]) == 0
+    assert out.is_file()
